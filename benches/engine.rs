@@ -1,0 +1,51 @@
+//! Streaming cost per 10 ms frame (event-driven vs dense) and offline clip throughput,
+//! for the bundled model. Run: cargo bench --bench engine
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use spikeword::detect::{DetectorConfig, Engine};
+use spikeword::features::MelFrame;
+use spikeword::snn::Mode;
+use spikeword::{Model, load_wav};
+
+fn bench(c: &mut Criterion) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let model = Model::load(&root.join("models/gsc12.safetensors")).expect("bundled model");
+    let x = load_wav(&root.join("assets/demo_words.wav"), 16000).unwrap();
+    let frames = model.config.features.n_frames(x.len()) as u64;
+    let mut g = c.benchmark_group("stream");
+    g.throughput(Throughput::Elements(frames));
+    g.sample_size(20);
+    for (name, mode) in [("event_driven", Mode::Event), ("dense", Mode::Dense)] {
+        g.bench_function(format!("{name}_per_frame"), |b| {
+            b.iter(|| {
+                let mut e = Engine::new(&model, DetectorConfig::default()).with_mode(mode);
+                let mut n = 0;
+                e.push(&x, |_| n += 1);
+                n
+            })
+        });
+    }
+    // Network only (features precomputed): the SNN's own cost per frame.
+    let mut mf = MelFrame::new(&model.config.features);
+    let (input, _) = model.encode(&mut mf, &x);
+    for (name, mode) in [
+        ("network_event_driven", Mode::Event),
+        ("network_dense", Mode::Dense),
+    ] {
+        g.bench_function(format!("{name}_per_frame"), |b| {
+            b.iter(|| model.net.forward_clip(&input, mode).0)
+        });
+    }
+    g.finish();
+
+    let clip = load_wav(&root.join("assets/clips/yes_0.wav"), 16000).unwrap();
+    let mut g = c.benchmark_group("classify");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("one_1s_clip_one_core", |b| {
+        b.iter(|| model.classify(&mut mf, &clip).probs)
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

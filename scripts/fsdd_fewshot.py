@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Few-shot retraining benchmark on FSDD: teach the ten digit words from one speaker's
+k examples per word (k = 1, 3, 5, 10, 20), classify the other five speakers' recordings,
+and check the original Speech Commands words on held-out speakers before and after.
+
+Run from the crate root after `cargo build --release`:
+    python3 scripts/fsdd_fewshot.py [--speaker jackson] [--ks 1,3,5,10,20]
+Prints a Markdown table (the one in README.md).
+"""
+import argparse, json, os, subprocess, sys, tempfile, time
+
+p = argparse.ArgumentParser()
+p.add_argument("--bin", default="target/release/spikeword")
+p.add_argument("--fsdd", default="../shared/data/fsdd")
+p.add_argument("--gsc", default="../shared/data/speech_commands")
+p.add_argument("--model", default="models/gsc12.safetensors")
+p.add_argument("--speaker", default="jackson")
+p.add_argument("--ks", default="1,3,5,10,20")
+p.add_argument("--variants", default=",--tts", help="retrain flag sets to compare, comma separated ('' = plain)")
+args = p.parse_args()
+
+DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+def run(cmd):
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode not in (0, 2):
+        sys.exit(f"{' '.join(cmd)} failed:\n{r.stderr}")
+    return r.stdout
+
+def files(word):
+    d = os.path.join(args.fsdd, word)
+    fs = [f for f in os.listdir(d) if f.endswith(".wav")]
+    return sorted(fs, key=lambda f: (f.split("_")[1], int(f.split("_")[2].split(".")[0])))
+
+tmp = tempfile.mkdtemp()
+# The other speakers' recordings, one folder per word (for `eval`).
+test_dir = os.path.join(tmp, "test")
+for w in DIGITS:
+    os.makedirs(os.path.join(test_dir, w))
+    for f in files(w):
+        if f.split("_")[1] != args.speaker:
+            os.symlink(os.path.abspath(os.path.join(args.fsdd, w, f)), os.path.join(test_dir, w, f))
+
+def gsc_acc(model):
+    out = run([args.bin, "eval", "--model", model, "--data", args.gsc, "--split", "test", "--ignore", ",".join(DIGITS), "--json"])
+    return json.loads(out)["accuracy"]
+
+base_acc = gsc_acc(args.model)
+print(f"base model on Speech Commands held-out speakers (digit words left out): {100*base_acc:.2f} %", file=sys.stderr)
+rows = []
+variants = args.variants.split(",")
+for k in [int(x) for x in args.ks.split(",")]:
+    train_dir = os.path.join(tmp, f"train{k}")
+    for w in DIGITS:
+        os.makedirs(os.path.join(train_dir, w))
+        mine = [f for f in files(w) if f.split("_")[1] == args.speaker][:k]
+        for f in mine:
+            os.symlink(os.path.abspath(os.path.join(args.fsdd, w, f)), os.path.join(train_dir, w, f))
+    for v in variants:
+        flags = v.split()
+        model = os.path.join(tmp, f"m{k}{v.replace(' ', '').replace('-', '_')}.safetensors")
+        t = time.time()
+        rep = json.loads(run([args.bin, "retrain", "--model", args.model, "--data", train_dir, "--out", model, "--replay", args.gsc, "--json"] + flags))
+        secs = time.time() - t
+        ev = json.loads(run([args.bin, "eval", "--model", model, "--data", test_dir, "--json"]))
+        acc_old = gsc_acc(model)
+        rows.append((k, v or "frozen", ev["accuracy"], ev["n"], acc_old, rep.get("false_accept_unknown"), rep.get("false_accept_noise"), secs))
+        print(f"k={k} {v or 'frozen'}: unseen speakers {100*ev['accuracy']:.1f} % ({ev['n']} clips), GSC {100*acc_old:.2f} %, {secs:.1f} s", file=sys.stderr)
+
+pct = lambda v: "n/a" if v is None else f"{100*v:.1f} %"
+print(f"| examples per word (speaker {args.speaker}) | retrain | accuracy, 5 unseen speakers | Speech Commands words (base {100*base_acc:.1f} %) | unknown → new word | noise → new word | time |")
+print("|---|---|---|---|---|---|---|")
+for k, v, a, n, o, fu, fn, s in rows:
+    print(f"| {k} | {v} | {pct(a)} ({n} clips) | {pct(o)} | {pct(fu)} | {pct(fn)} | {s:.1f} s |")

@@ -1,0 +1,60 @@
+//! Audio in: WAV decoding, resampling to the model rate, and the `AudioSource`
+//! abstraction shared by files and the microphone.
+
+pub mod live;
+#[cfg(feature = "mic")]
+pub mod mic;
+pub mod resample;
+pub mod source;
+pub mod wav;
+
+use std::path::Path;
+
+pub use resample::{StreamResampler, resample};
+pub use source::{AudioSource, FileSource};
+
+/// Everything that can go wrong reading audio; each variant prints as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum AudioError {
+    #[error("empty file")]
+    Empty,
+    #[error("not a WAV file (no RIFF/WAVE header)")]
+    NotWav,
+    #[error("truncated {0}")]
+    Truncated(String),
+    #[error("bad WAV header: {0}")]
+    BadHeader(String),
+    #[error("unsupported WAV: {0}")]
+    Unsupported(String),
+    #[error("non-finite (NaN or infinite) sample at frame {0}")]
+    NonFinite(u64),
+    #[error("float sample {1:e} at frame {0} is far outside [-1, 1]: corrupt data")]
+    OutOfRange(u64, f32),
+    #[error("resampler: {0}")]
+    Resample(String),
+    #[error("audio device: {0}")]
+    Device(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads a whole WAV file as mono at `rate` Hz (mixing down and resampling as needed).
+pub fn load_wav(path: &Path, rate: u32) -> Result<Vec<f32>, AudioError> {
+    let mut src = FileSource::open(path, rate)?;
+    let mut out = Vec::new();
+    while src.read(&mut out, 1 << 16)? > 0 {}
+    Ok(out)
+}
+
+/// Pads with zeros or centre-crops `x` to exactly `len` samples (GSC clips are 1 s,
+/// a few are shorter).
+pub fn fit_length(x: &[f32], len: usize) -> Vec<f32> {
+    if x.len() >= len {
+        let start = (x.len() - len) / 2;
+        x[start..start + len].to_vec()
+    } else {
+        let mut v = x.to_vec();
+        v.resize(len, 0.0);
+        v
+    }
+}

@@ -1,0 +1,65 @@
+//! The source abstraction: anything that yields mono samples at the model rate,
+//! chunk by chunk. Files implement it here; the microphone in `live`.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+
+use super::{AudioError, StreamResampler, wav};
+
+/// A pull-based source of mono `f32` samples at a fixed rate.
+pub trait AudioSource {
+    /// The rate of the samples this source yields.
+    fn sample_rate(&self) -> u32;
+    /// Appends up to about `max` samples to `out`; returns how many. 0 = end of stream.
+    fn read(&mut self, out: &mut Vec<f32>, max: usize) -> Result<usize, AudioError>;
+}
+
+/// A WAV file decoded and resampled in chunks (constant memory for any length).
+pub struct FileSource {
+    reader: wav::WavReader<BufReader<File>>,
+    resampler: StreamResampler,
+    rate: u32,
+    raw: Vec<f32>,
+    done: bool,
+}
+
+impl FileSource {
+    pub fn open(path: &Path, rate: u32) -> Result<Self, AudioError> {
+        let reader = wav::open(path)?;
+        let resampler = StreamResampler::new(reader.spec().sample_rate, rate)?;
+        Ok(FileSource {
+            reader,
+            resampler,
+            rate,
+            raw: Vec::new(),
+            done: false,
+        })
+    }
+
+    pub fn spec(&self) -> wav::WavSpec {
+        self.reader.spec()
+    }
+}
+
+impl AudioSource for FileSource {
+    fn sample_rate(&self) -> u32 {
+        self.rate
+    }
+
+    fn read(&mut self, out: &mut Vec<f32>, max: usize) -> Result<usize, AudioError> {
+        let before = out.len();
+        // The resampler buffers internally: loop until it yields or the file ends.
+        while out.len() == before && !self.done {
+            self.raw.clear();
+            let n = self.reader.read_mono(&mut self.raw, max.max(1))?;
+            if n == 0 {
+                self.resampler.finish(out)?;
+                self.done = true;
+            } else {
+                self.resampler.push(&self.raw, out)?;
+            }
+        }
+        Ok(out.len() - before)
+    }
+}

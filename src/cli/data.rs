@@ -1,0 +1,255 @@
+//! `spikeword data`: synthetic speech from TTS engines, and the official archive.
+
+use std::fs::File;
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+
+use spikeword::train::synth::{SynthOptions, synthesize};
+
+/// The official Speech Commands v0.02 archive.
+const ARCHIVE_URL: &str = "http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz";
+const ARCHIVE_NAME: &str = "speech_commands_v0.02.tar.gz";
+/// SHA-256 and size of `speech_commands_v0.02.tar.gz`, as pinned by torchaudio
+/// (`_CHECKSUMS` in torchaudio/datasets/speechcommands.py, releases since the switch
+/// from MD5 6b74f3901214cb2c2934e98196829835) and TensorFlow Datasets
+/// (tensorflow_datasets/datasets/speech_commands/checksums.tsv); ESPnet's
+/// egs2/speechcommands recipe pins the same size.
+const ARCHIVE_SHA256: &str = "af14739ee7dc311471de98f5f9d2c9191b18aedfe957f4a6ff791c709868ff58";
+const ARCHIVE_SIZE: u64 = 2_428_923_189;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    cmd: DataCmd,
+}
+
+#[derive(clap::Subcommand)]
+pub enum DataCmd {
+    /// Spoken words from the installed TTS engines (espeak-ng, flite, festival) as
+    /// 1 s, 16 kHz clips in the Speech Commands layout: <out>/<word>/<voice>_nohash_<n>.wav.
+    Synth(SynthArgs),
+    /// Download the official Speech Commands v0.02 archive with curl, verify its
+    /// SHA-256 and extract it with tar.
+    Fetch(FetchArgs),
+}
+
+#[derive(clap::Args)]
+pub struct SynthArgs {
+    /// Comma-separated words (default: the 10 commands and 10 auxiliary words).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "yes,no,up,down,left,right,on,off,stop,go,bed,bird,cat,dog,happy,house,marvin,sheila,tree,wow"
+    )]
+    words: Vec<String>,
+    /// Output folder (created); existing clips with the same names are overwritten.
+    #[arg(long)]
+    out: PathBuf,
+    /// Clips per word per engine.
+    #[arg(long, default_value_t = 6)]
+    variants: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Comma-separated engines; missing ones are skipped with a warning
+    /// (install them with scripts/tts_packages.txt).
+    #[arg(long, value_delimiter = ',', default_value = "espeak,flite,festival")]
+    engines: Vec<String>,
+    /// The report as one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct FetchArgs {
+    /// Folder to extract into (created); the archive is downloaded there first.
+    #[arg(long)]
+    out: PathBuf,
+    /// Where to download from (any URL curl takes, file:// included).
+    #[arg(long, default_value = ARCHIVE_URL)]
+    url: String,
+    /// Expected SHA-256 (hex). Defaults to the pinned checksum of the official
+    /// speech_commands_v0.02.tar.gz; an archive with another name has none and needs
+    /// this flag (the computed SHA-256 and size are printed either way).
+    #[arg(long)]
+    sha256: Option<String>,
+    /// Keep the .tar.gz after extracting it.
+    #[arg(long)]
+    keep_archive: bool,
+}
+
+pub fn run(a: Args) -> Result<ExitCode> {
+    match a.cmd {
+        DataCmd::Synth(s) => synth(s),
+        DataCmd::Fetch(f) => fetch(f),
+    }
+}
+
+fn synth(a: SynthArgs) -> Result<ExitCode> {
+    let started = Instant::now();
+    let opts = SynthOptions {
+        words: a.words,
+        out: a.out.clone(),
+        variants: a.variants,
+        seed: a.seed,
+        engines: a.engines,
+    };
+    let report = synthesize(&opts)?;
+    let secs = started.elapsed().as_secs_f64();
+    if a.json {
+        let mut v = serde_json::to_value(&report)?;
+        v["total"] = report.total().into();
+        v["wall_time_s"] = ((secs * 10.0).round() / 10.0).into();
+        println!("{v}");
+    } else {
+        for (engine, n) in &report.clips {
+            let voices = report.speakers.get(engine).map(Vec::len).unwrap_or(0);
+            println!("{engine:<9} {n:>5} clips, {voices} voices");
+        }
+        if !report.missing.is_empty() {
+            println!("missing   {}", report.missing.join(", "));
+        }
+        println!(
+            "total     {:>5} clips in {} ({} failed renders skipped), {secs:.1} s",
+            report.total(),
+            a.out.display(),
+            report.failed
+        );
+    }
+    Ok(if report.total() > 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn fetch(a: FetchArgs) -> Result<ExitCode> {
+    let name = a
+        .url
+        .rsplit('/')
+        .next()
+        .map(|s| s.split(['?', '#']).next().unwrap_or(s))
+        .filter(|s| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        })
+        .unwrap_or("archive.tar.gz")
+        .to_string();
+    let expected = match &a.sha256 {
+        Some(h) => {
+            let h = h.trim().to_ascii_lowercase();
+            if h.len() != 64 || !h.chars().all(|c| c.is_ascii_hexdigit()) {
+                bail!("--sha256 must be 64 hex digits");
+            }
+            Some(h)
+        }
+        None if name == ARCHIVE_NAME => Some(ARCHIVE_SHA256.to_string()),
+        None => None,
+    };
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let archive = a.out.join(&name);
+
+    if archive.is_file() {
+        eprintln!("{} already there, not downloading again", archive.display());
+    } else {
+        let part = a.out.join(format!("{name}.part"));
+        eprintln!("downloading {} to {}", a.url, archive.display());
+        let interactive = std::io::stderr().is_terminal();
+        let mut cmd = Command::new("curl");
+        cmd.args(["-fL", "--retry", "3"]);
+        // A progress bar for people; for logs, curl's last error line goes into ours
+        // (it prints one per try).
+        if interactive {
+            cmd.arg("--progress-bar").stderr(Stdio::inherit());
+        } else {
+            cmd.arg("-sS").stderr(Stdio::piped());
+        }
+        cmd.arg("-o").arg(&part).arg(&a.url).stdin(Stdio::null()).stdout(Stdio::null());
+        let out = cmd.output().map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                anyhow::anyhow!("`curl` not found: install curl (apt-get install curl)")
+            } else {
+                anyhow::anyhow!("running curl: {e}")
+            }
+        })?;
+        if !out.status.success() {
+            let _ = std::fs::remove_file(&part);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let why = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).last().map(|l| format!(" ({l})")).unwrap_or_default();
+            match out.status.code() {
+                Some(c) => bail!("download of {} failed: curl exited with code {c}{why}", a.url),
+                None => bail!("download of {} failed: curl was killed", a.url),
+            }
+        }
+        std::fs::rename(&part, &archive)?;
+    }
+
+    eprintln!("checking SHA-256 of {}", archive.display());
+    let (digest, size) =
+        sha256_file(&archive).with_context(|| format!("reading {}", archive.display()))?;
+    println!("sha256 {digest}  size {size}  {}", archive.display());
+    let Some(expected) = expected else {
+        bail!(
+            "no known checksum for {name}: check the value above and rerun with --sha256 {digest}"
+        );
+    };
+    if digest != expected {
+        let _ = std::fs::remove_file(&archive);
+        let hint = if name == ARCHIVE_NAME && size != ARCHIVE_SIZE {
+            format!(" (size {size}, expected {ARCHIVE_SIZE})")
+        } else {
+            String::new()
+        };
+        bail!(
+            "checksum mismatch for {name}: expected {expected}, got {digest}{hint}; the file was deleted"
+        );
+    }
+    eprintln!("checksum OK, extracting into {}", a.out.display());
+    let status = Command::new("tar")
+        .arg("-xzf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&a.out)
+        .status()
+        .map_err(|e| anyhow::anyhow!("running tar: {e}"))?;
+    if !status.success() {
+        bail!(
+            "extracting {} failed: tar exited with {status}",
+            archive.display()
+        );
+    }
+    if !a.keep_archive {
+        std::fs::remove_file(&archive)?;
+    }
+    println!("extracted into {}", a.out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Lowercase hex SHA-256 and byte size of a file, read in 1 MiB chunks.
+pub fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
+    let mut f = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    let hex: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok((hex, size))
+}

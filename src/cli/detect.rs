@@ -1,0 +1,175 @@
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+
+use spikeword::audio::{AudioSource, FileSource};
+use spikeword::detect::{DetectorConfig, Engine, Event};
+use spikeword::plot::{Figure, Mark, figure_png};
+
+use super::classify::Format;
+
+#[derive(clap::Args, Clone)]
+pub struct DetectorArgs {
+    /// Probability a word needs to be reported.
+    #[arg(long, default_value_t = 0.6)]
+    pub threshold: f32,
+    /// Per-word threshold, e.g. `--word-threshold yes=0.8` (repeatable).
+    #[arg(long, value_parser = parse_kv)]
+    pub word_threshold: Vec<(String, f32)>,
+    /// Smoothing window (seconds).
+    #[arg(long, default_value_t = 0.98)]
+    pub window: f32,
+    /// No new event for this long after one (seconds): a word stays in the smoothing
+    /// window for about a second, and its tail must not fire as another word.
+    #[arg(long, default_value_t = 0.9)]
+    pub refractory: f32,
+}
+
+fn parse_kv(s: &str) -> Result<(String, f32), String> {
+    let (k, v) = s.split_once('=').ok_or("expected WORD=PROB")?;
+    let p: f32 = v.parse().map_err(|_| format!("bad probability {v}"))?;
+    if !(0.0..=1.0).contains(&p) {
+        return Err(format!("probability {p} outside 0..1"));
+    }
+    Ok((k.to_string(), p))
+}
+
+impl DetectorArgs {
+    pub fn config(&self, frame_rate: f32) -> DetectorConfig {
+        DetectorConfig {
+            window: ((self.window * frame_rate).round() as usize).max(1),
+            threshold: self.threshold,
+            thresholds: self.word_threshold.iter().cloned().collect(),
+            refractory: (self.refractory * frame_rate).round() as usize,
+            ..DetectorConfig::default()
+        }
+    }
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A recording of any length (streamed from disk).
+    file: PathBuf,
+    #[arg(long)]
+    model: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+    /// Shorthand for `--format json` (one event per line).
+    #[arg(long)]
+    json: bool,
+    /// Timeline picture (spectrogram, spike raster, words) for recordings up to 5 minutes.
+    #[arg(long)]
+    png: Option<PathBuf>,
+    #[command(flatten)]
+    det: DetectorArgs,
+}
+
+pub fn print_event(out: &mut impl Write, e: &Event, format: Format) -> std::io::Result<()> {
+    match format {
+        Format::Json => writeln!(
+            out,
+            "{}",
+            serde_json::to_string(e).expect("event serialises")
+        ),
+        Format::Csv => writeln!(out, "{:.3},{:.3},{},{:.4}", e.start, e.end, e.word, e.score),
+        Format::Table => writeln!(
+            out,
+            "{:>8.2}s  {:>8.2}s  {:<10} {:.2}",
+            e.start, e.end, e.word, e.score
+        ),
+    }
+}
+
+pub fn run(a: Args) -> Result<ExitCode> {
+    let model = super::load_model(&a.model)?;
+    let format = if a.json { Format::Json } else { a.format };
+    let fcfg = model.config.features.clone();
+    let mut src = FileSource::open(&a.file, fcfg.sample_rate)
+        .with_context(|| a.file.display().to_string())?;
+    let mut engine = Engine::new(&model, a.det.config(fcfg.frame_rate()));
+    let keep = a.png.is_some();
+    let max_keep = 300 * fcfg.sample_rate as usize;
+    let mut kept: Vec<f32> = Vec::new();
+    let mut events = Vec::new();
+    let mut out = std::io::stdout().lock();
+    if format == Format::Csv {
+        writeln!(out, "start,end,word,score")?;
+    }
+    let t0 = Instant::now();
+    let mut buf = Vec::with_capacity(1 << 14);
+    let mut total = 0usize;
+    loop {
+        buf.clear();
+        let n = src
+            .read(&mut buf, 1 << 14)
+            .with_context(|| a.file.display().to_string())?;
+        if n == 0 {
+            break;
+        }
+        total += n;
+        if keep && kept.len() < max_keep {
+            kept.extend_from_slice(&buf[..n.min(max_keep - kept.len())]);
+        }
+        engine.push(&buf, |e| {
+            let _ = print_event(&mut out, &e, format);
+            events.push(e);
+        });
+    }
+    if let Some(e) = engine.finish() {
+        print_event(&mut out, &e, format)?;
+        events.push(e);
+    }
+    out.flush()?;
+    let secs = total as f64 / fcfg.sample_rate as f64;
+    let wall = t0.elapsed().as_secs_f64();
+    eprintln!(
+        "{} events in {:.1} s of audio ({:.0}x real time)",
+        events.len(),
+        secs,
+        secs / wall.max(1e-9)
+    );
+    if let Some(p) = &a.png {
+        if total > max_keep {
+            anyhow::bail!(
+                "--png is limited to 5 minutes of audio ({:.0} s given)",
+                secs
+            );
+        }
+        let mel = spikeword::log_mel(&kept, &fcfg);
+        let mut x = mel.data.clone();
+        let norm = model.normalizer();
+        x.chunks_exact_mut(mel.n_mels).for_each(|f| norm.apply(f));
+        let enc = match &model.config.encoder {
+            spikeword::EncoderConfig::Current => spikeword::EncoderConfig::Delta { threshold: 0.5 },
+            e => e.clone(),
+        };
+        let (raster, _) = spikeword::encoding::encode_clip(&enc, &x, mel.n_mels);
+        figure_png(
+            &Figure {
+                title: format!("{}: {} words", a.file.display(), events.len()),
+                samples: &kept,
+                sample_rate: fcfg.sample_rate,
+                logmel: &mel.data,
+                n_mels: mel.n_mels,
+                frame_rate: fcfg.frame_rate(),
+                raster: &raster,
+                raster_channels: enc.out_channels(mel.n_mels),
+                raster_label: "input spikes (send-on-delta ON/OFF)".into(),
+                marks: events
+                    .iter()
+                    .map(|e| Mark {
+                        start: e.start as f32,
+                        end: e.end as f32,
+                        label: format!("{} {:.2}", e.word, e.score),
+                    })
+                    .collect(),
+            },
+            p,
+        )?;
+        eprintln!("wrote {}", p.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,69 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use spikeword::eval::{evaluate, load_labeled};
+use spikeword::train::{Dataset, Split, SplitRule, model_split_rule};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Model file (default: the bundled model).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Folder in the Speech Commands layout.
+    #[arg(long)]
+    data: PathBuf,
+    /// Only this part of the speaker hash split.
+    #[arg(long, value_enum)]
+    split: Option<Split>,
+    /// Rule behind --split (default: the one the model was trained with).
+    #[arg(long, value_enum)]
+    split_rule: Option<SplitRule>,
+    /// Word folders to leave out (comma separated), e.g. words that became labels.
+    #[arg(long, value_delimiter = ',')]
+    ignore: Vec<String>,
+    /// One JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Confusion matrix picture.
+    #[arg(long)]
+    png: Option<PathBuf>,
+}
+
+pub fn run(a: Args) -> Result<ExitCode> {
+    let model = super::load_model(&a.model)?;
+    let rule = a
+        .split_rule
+        .clone()
+        .unwrap_or_else(|| model_split_rule(&model));
+    let mut ds = Dataset::scan(&a.data, &rule)?;
+    ds.clips.retain(|c| !a.ignore.contains(&c.word));
+    let (data, failed) = load_labeled(
+        &ds,
+        a.split,
+        model.labels(),
+        model.config.features.sample_rate,
+    );
+    for (p, e) in &failed {
+        eprintln!("skipped {p}: {e}");
+    }
+    if data.is_empty() {
+        anyhow::bail!("no clips with known labels under {}", a.data.display());
+    }
+    let (rep, _) = evaluate(&model, &data);
+    if a.json {
+        println!("{}", serde_json::to_string(&rep)?);
+    } else {
+        print!("{}", rep.to_text());
+    }
+    if let Some(p) = &a.png {
+        spikeword::plot::confusion_png(&rep, p)?;
+        eprintln!("wrote {}", p.display());
+    }
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}

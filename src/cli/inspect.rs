@@ -1,0 +1,121 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use spikeword::config::{EncoderConfig, FeatureConfig};
+use spikeword::features::{Normalizer, log_mel};
+use spikeword::plot::{Figure, figure_png};
+use spikeword::{encoding, load_wav};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// WAV file (any rate, any channels).
+    file: PathBuf,
+    /// Output picture.
+    #[arg(long, default_value = "inspect.png")]
+    png: PathBuf,
+    /// Model whose features, normalisation and encoder to use (default: the bundled one
+    /// if present, else the paper's features and a delta encoder on per-clip statistics).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Encoder for the raster: delta (ON/OFF spikes) or the model's.
+    #[arg(long, default_value_t = 0.5)]
+    delta_threshold: f32,
+}
+
+pub fn run(a: Args) -> Result<ExitCode> {
+    let model = match &a.model {
+        Some(_) => Some(super::load_model(&a.model)?),
+        None => spikeword::Model::load(&spikeword::model::default_model_path()).ok(),
+    };
+    let fcfg = model
+        .as_ref()
+        .map(|m| m.config.features.clone())
+        .unwrap_or_default();
+    let samples =
+        load_wav(&a.file, fcfg.sample_rate).with_context(|| a.file.display().to_string())?;
+    if samples.len() < fcfg.win_length {
+        anyhow::bail!("{}: shorter than one 30 ms window", a.file.display());
+    }
+    let mel = log_mel(&samples, &fcfg);
+    let norm = match &model {
+        Some(m) => m.normalizer(),
+        None => per_clip_normalizer(&mel.data, &fcfg),
+    };
+    let mut x = mel.data.clone();
+    x.chunks_exact_mut(mel.n_mels).for_each(|f| norm.apply(f));
+    // Current injection has no input spikes: show the delta code of the same frames.
+    let enc = match model.as_ref().map(|m| &m.config.encoder) {
+        Some(e @ (EncoderConfig::Delta { .. } | EncoderConfig::Rate { .. })) => e.clone(),
+        _ => EncoderConfig::Delta {
+            threshold: a.delta_threshold,
+        },
+    };
+    let (raster, count) = encoding::encode_clip(&enc, &x, mel.n_mels);
+    let channels = enc.out_channels(mel.n_mels);
+    let secs = samples.len() as f32 / fcfg.sample_rate as f32;
+    let label = match enc {
+        EncoderConfig::Delta { threshold } => format!(
+            "input spikes: send-on-delta ON/OFF, threshold {threshold} σ ({count} spikes, {:.0}/s)",
+            count as f32 / secs
+        ),
+        _ => format!("input spikes: {enc:?} ({count} spikes)"),
+    };
+    let name = a
+        .file
+        .file_name()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
+    figure_png(
+        &Figure {
+            title: format!(
+                "{name}: {:.2} s, {} frames × {} mel bands",
+                secs,
+                mel.n_frames(),
+                mel.n_mels
+            ),
+            samples: &samples,
+            sample_rate: fcfg.sample_rate,
+            logmel: &mel.data,
+            n_mels: mel.n_mels,
+            frame_rate: fcfg.frame_rate(),
+            raster: &raster,
+            raster_channels: channels,
+            raster_label: label,
+            marks: Vec::new(),
+        },
+        &a.png,
+    )?;
+    println!(
+        "{}: {:.2} s, {} frames, {} input spikes ({:.1} per band per second) -> {}",
+        a.file.display(),
+        secs,
+        mel.n_frames(),
+        count,
+        count as f32 / (secs * channels as f32),
+        a.png.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn per_clip_normalizer(data: &[f32], cfg: &FeatureConfig) -> Normalizer {
+    let n = cfg.n_mels;
+    let frames = (data.len() / n).max(1) as f32;
+    let mean: Vec<f32> = (0..n)
+        .map(|b| data.iter().skip(b).step_by(n).sum::<f32>() / frames)
+        .collect();
+    let std: Vec<f32> = (0..n)
+        .map(|b| {
+            (data
+                .iter()
+                .skip(b)
+                .step_by(n)
+                .map(|v| (v - mean[b]).powi(2))
+                .sum::<f32>()
+                / frames)
+                .sqrt()
+        })
+        .collect();
+    Normalizer::new(&mean, &std)
+}

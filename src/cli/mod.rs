@@ -1,0 +1,86 @@
+//! Subcommands, one module each.
+
+mod classify;
+mod data;
+mod detect;
+mod eval;
+mod features;
+mod info;
+mod inspect;
+mod listen;
+mod retrain;
+mod train;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use spikeword::Model;
+
+#[derive(Parser)]
+#[command(
+    name = "spikeword",
+    version,
+    about = "Keyword spotting with a spiking neural network"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    cmd: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Picture of a WAV: waveform, log-mel spectrogram and input spike raster.
+    Inspect(inspect::Args),
+    /// Log-mel matrix of a WAV (frames × bands) as .npy or .csv.
+    Features(features::Args),
+    /// Decoding + log-mel throughput on files, as one JSON line (benchmark helper).
+    #[command(hide = true)]
+    FeaturesBench(features::BenchArgs),
+    /// Classify clips: files, folders (recursive) or `-` for paths on stdin.
+    Classify(classify::Args),
+    /// Find words with timestamps in a recording of any length.
+    Detect(detect::Args),
+    /// Live word recognition from the microphone (or a file fed as if live).
+    Listen(listen::Args),
+    /// Teach new words from a few examples, keeping the old ones.
+    Retrain(retrain::Args),
+    /// Train the SNN on a Speech Commands folder (surrogate gradients, BPTT).
+    Train(train::Args),
+    /// Training throughput on random input, one JSON line (benchmark helper).
+    #[command(hide = true)]
+    TrainBench(train::BenchArgs),
+    /// Accuracy, confusion and firing rates of a model on a labelled folder.
+    Eval(eval::Args),
+    /// What a model file holds: labels, architecture, features, training record.
+    Info(info::Args),
+    /// Data tools: synthetic speech (TTS) and the official archive download.
+    Data(data::Args),
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.cmd {
+        Command::Inspect(a) => inspect::run(a),
+        Command::Features(a) => features::run(a),
+        Command::FeaturesBench(a) => features::bench(a),
+        Command::Classify(a) => classify::run(a),
+        Command::Detect(a) => detect::run(a),
+        Command::Listen(a) => listen::run(a),
+        Command::Retrain(a) => retrain::run(a),
+        Command::Train(a) => train::run(a),
+        Command::TrainBench(a) => train::bench(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Info(a) => info::run(a),
+        Command::Data(a) => data::run(a),
+    }
+}
+
+/// Loads `--model` or the bundled default.
+pub fn load_model(path: &Option<PathBuf>) -> Result<Model> {
+    let p = path
+        .clone()
+        .unwrap_or_else(spikeword::model::default_model_path);
+    Ok(Model::load(&p)?)
+}

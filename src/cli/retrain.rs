@@ -1,0 +1,146 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use spikeword::train::retrain::{RetrainOptions, check_out_path, retrain};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Folder of examples, one sub-folder per word (repeatable).
+    #[arg(long, required = true)]
+    data: Vec<PathBuf>,
+    /// New model file (never the base model).
+    #[arg(long)]
+    out: PathBuf,
+    /// Base model (default: the bundled one).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Only the new words (plus _silence_ and _unknown_), instead of old + new.
+    #[arg(long)]
+    replace: bool,
+    /// Speech Commands folder replayed for old words, unknown words and noise.
+    #[arg(long, default_value = "../shared/data/speech_commands")]
+    replay: PathBuf,
+    /// Also voice each new word with the TTS engines (needs espeak-ng/flite/festival).
+    #[arg(long)]
+    tts: bool,
+    /// Also fine-tune the spiking layers at a low learning rate (slower; more adaptable).
+    #[arg(long)]
+    finetune: bool,
+    /// Epochs of fine-tuning with --finetune.
+    #[arg(long, default_value_t = 2)]
+    finetune_epochs: usize,
+    /// Augmented copies per example.
+    #[arg(long, default_value_t = 40)]
+    copies: usize,
+    #[arg(long, default_value_t = 30)]
+    epochs: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: Args) -> Result<ExitCode> {
+    let base_path = a
+        .model
+        .clone()
+        .unwrap_or_else(spikeword::model::default_model_path);
+    let base = super::load_model(&Some(base_path.clone()))?;
+    check_out_path(&base_path, &a.out)?;
+    let mut extra = Vec::new();
+    let tmp = std::env::temp_dir().join(format!("spikeword-tts-{}", std::process::id()));
+    if a.tts {
+        let mut words = Vec::new();
+        for d in &a.data {
+            for e in std::fs::read_dir(d)? {
+                let p = e?.path();
+                if p.is_dir() {
+                    words.push(p.file_name().unwrap().to_string_lossy().to_string());
+                }
+            }
+        }
+        words.sort();
+        words.dedup();
+        let rep = spikeword::train::synth::synthesize(&spikeword::train::synth::SynthOptions {
+            words,
+            out: tmp.clone(),
+            variants: 4,
+            seed: a.seed,
+            engines: vec!["espeak".into(), "flite".into(), "festival".into()],
+        })?;
+        eprintln!("tts: {rep:?}");
+        extra.push(tmp.clone());
+    }
+    let opts = RetrainOptions {
+        data: a.data.clone(),
+        replay: Some(a.replay.clone()),
+        replace: a.replace,
+        copies: a.copies,
+        epochs: a.epochs,
+        seed: a.seed,
+        extra,
+        finetune_epochs: if a.finetune { a.finetune_epochs } else { 0 },
+    };
+    let result = retrain(&base, &opts);
+    if a.tts {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    let (model, report) = result?;
+    model.save(&a.out)?;
+    let card = a.out.with_extension("md");
+    let pct = |v: Option<f64>| v.map_or("n/a".to_string(), |x| format!("{:.1} %", 100.0 * x));
+    let text = format!(
+        "# Retrained model `{}`\n\nBase: `{}`. New words: {}. Labels: {}.\n\nExamples per word: {}.\n\nCommand: `spikeword {}`\n\n\
+         | measure | value |\n|---|---|\n| new words, {} ({} clips) | {} |\n| old words (Speech Commands validation speakers) | {} |\n\
+         | unknown words taken for a new word | {} |\n| noise taken for a new word | {} |\n| time | {:.1} s |\n\nWarnings: {}\n\nDate: {}\n",
+        a.out.display(),
+        base_path.display(),
+        report.new_words.join(", "),
+        report.labels.join(" "),
+        report
+            .examples_per_word
+            .iter()
+            .map(|(w, n)| format!("{w} {n}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        std::env::args().skip(1).collect::<Vec<_>>().join(" "),
+        report.validation_by,
+        report.validation_n,
+        pct(report.validation_accuracy),
+        pct(report.old_accuracy),
+        pct(report.false_accept_unknown),
+        pct(report.false_accept_noise),
+        report.seconds,
+        if report.warnings.is_empty() {
+            "none".into()
+        } else {
+            report.warnings.join("; ")
+        },
+        spikeword::train::trainer::chrono_free_date(),
+    );
+    spikeword::util::atomic_write(&card, text.as_bytes())?;
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    if a.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "{} labels ({} new) -> {} [{:.1} s]\n  new words ({}): {}\n  old words: {}\n  false accepts: unknown {}, noise {}\n  model card: {}",
+            report.labels.len(),
+            report.new_words.len(),
+            a.out.display(),
+            report.seconds,
+            report.validation_by,
+            pct(report.validation_accuracy),
+            pct(report.old_accuracy),
+            pct(report.false_accept_unknown),
+            pct(report.false_accept_noise),
+            card.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

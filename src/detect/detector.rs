@@ -1,0 +1,198 @@
+//! Per-frame class scores → word events: moving-average smoothing over a window,
+//! per-word thresholds, peak picking with a hold time, and a refractory period so
+//! that one utterance gives one event. `_silence_` and `_unknown_` are never reported.
+
+use std::collections::{HashMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{SILENCE, UNKNOWN};
+use crate::model::softmax;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DetectorConfig {
+    /// Smoothing window in frames; 98 makes the smoothed score the offline clip decision.
+    pub window: usize,
+    /// Probability a word needs to fire.
+    pub threshold: f32,
+    /// Per-word overrides of `threshold`.
+    pub thresholds: HashMap<String, f32>,
+    /// Frames without a higher peak before the event is emitted.
+    pub hold: usize,
+    /// Frames after an event during which no new event starts.
+    pub refractory: usize,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        DetectorConfig {
+            window: 98,
+            threshold: 0.6,
+            thresholds: HashMap::new(),
+            hold: 20,
+            refractory: 90,
+        }
+    }
+}
+
+/// A detected word.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub word: String,
+    /// Seconds from the start of the stream.
+    pub start: f64,
+    pub end: f64,
+    pub score: f32,
+}
+
+struct Candidate {
+    class: usize,
+    peak: f32,
+    peak_frame: u64,
+}
+
+pub struct Detector {
+    cfg: DetectorConfig,
+    labels: Vec<String>,
+    reportable: Vec<bool>,
+    thresholds: Vec<f32>,
+    frame_rate: f64,
+    history: VecDeque<Vec<f32>>,
+    sum: Vec<f64>,
+    /// log-energy per frame over the window, to place the word's start and end.
+    energy: VecDeque<f32>,
+    frame: u64,
+    candidate: Option<Candidate>,
+    quiet_until: u64,
+    /// A word re-arms only once its probability fell below half its threshold, so a word
+    /// still inside the smoothing window cannot fire twice.
+    armed: Vec<bool>,
+    smoothed: Vec<f32>,
+}
+
+impl Detector {
+    pub fn new(labels: &[String], frame_rate: f32, cfg: DetectorConfig) -> Self {
+        let reportable = labels
+            .iter()
+            .map(|l| l != SILENCE && l != UNKNOWN)
+            .collect();
+        let thresholds = labels
+            .iter()
+            .map(|l| *cfg.thresholds.get(l).unwrap_or(&cfg.threshold))
+            .collect();
+        Detector {
+            labels: labels.to_vec(),
+            reportable,
+            thresholds,
+            frame_rate: frame_rate as f64,
+            history: VecDeque::with_capacity(cfg.window + 1),
+            sum: vec![0.0; labels.len()],
+            energy: VecDeque::with_capacity(cfg.window + 1),
+            frame: 0,
+            candidate: None,
+            quiet_until: 0,
+            armed: vec![true; labels.len()],
+            smoothed: vec![0.0; labels.len()],
+            cfg,
+        }
+    }
+
+    /// Smoothed class probabilities after the last frame.
+    pub fn smoothed(&self) -> &[f32] {
+        &self.smoothed
+    }
+
+    /// Feeds one frame of scores (and its log-energy); returns an event when one completes.
+    pub fn push(&mut self, scores: &[f32], log_energy: f32) -> Option<Event> {
+        self.history.push_back(scores.to_vec());
+        for (s, v) in self.sum.iter_mut().zip(scores) {
+            *s += *v as f64;
+        }
+        if self.history.len() > self.cfg.window {
+            let old = self.history.pop_front().expect("non-empty");
+            for (s, v) in self.sum.iter_mut().zip(&old) {
+                *s -= *v as f64;
+            }
+        }
+        self.energy.push_back(log_energy);
+        if self.energy.len() > self.cfg.window {
+            self.energy.pop_front();
+        }
+        let n = self.history.len() as f64;
+        let mean: Vec<f32> = self.sum.iter().map(|s| (s / n) as f32).collect();
+        self.smoothed = softmax(&mean);
+        let frame = self.frame;
+        self.frame += 1;
+
+        let (top, p) = self
+            .smoothed
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(i, p)| (i, *p))
+            .unwrap_or((0, 0.0));
+        for (a, (&p, &t)) in self.armed.iter_mut().zip(self.smoothed.iter().zip(&self.thresholds)) {
+            if p < t * 0.5 {
+                *a = true;
+            }
+        }
+        let above = self.reportable[top] && self.armed[top] && p >= self.thresholds[top] && frame >= self.quiet_until;
+        let mut out = None;
+        if above {
+            match &mut self.candidate {
+                // Rising, or a word overtaking a partial-window guess: keep the best.
+                Some(c) if top == c.class || p > c.peak => {
+                    if p > c.peak {
+                        *c = Candidate { class: top, peak: p, peak_frame: frame };
+                    }
+                }
+                Some(_) => {}
+                None => self.candidate = Some(Candidate { class: top, peak: p, peak_frame: frame }),
+            }
+        }
+        if let Some(c) = &self.candidate
+            && frame - c.peak_frame >= self.cfg.hold as u64
+        {
+            out = Some(self.emit(frame));
+        }
+        out
+    }
+
+    /// Emits a pending candidate at the end of a stream.
+    pub fn flush(&mut self) -> Option<Event> {
+        self.candidate.is_some().then(|| self.emit(self.frame))
+    }
+
+    fn emit(&mut self, now: u64) -> Event {
+        let c = self.candidate.take().expect("candidate present");
+        self.quiet_until = now + self.cfg.refractory as u64;
+        self.armed[c.class] = false;
+        // The window ending at the peak holds the word; narrow it to where the energy is
+        // within 25 dB (natural log: ~5.8) of its maximum.
+        let back = (now - c.peak_frame) as usize;
+        let len = self.energy.len();
+        let end_idx = len.saturating_sub(1 + back);
+        let lo_idx = end_idx.saturating_sub(self.cfg.window.saturating_sub(1));
+        let seg: Vec<f32> = self
+            .energy
+            .iter()
+            .skip(lo_idx)
+            .take(end_idx + 1 - lo_idx)
+            .copied()
+            .collect();
+        let peak_e = seg.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+        let first = seg.iter().position(|e| *e > peak_e - 5.8).unwrap_or(0);
+        let last = seg
+            .iter()
+            .rposition(|e| *e > peak_e - 5.8)
+            .unwrap_or(seg.len().saturating_sub(1));
+        let frame_of = |idx: usize| (self.frame - len as u64 + idx as u64) as f64;
+        let hop = 1.0 / self.frame_rate;
+        Event {
+            word: self.labels[c.class].clone(),
+            start: frame_of(lo_idx + first) * hop,
+            end: (frame_of(lo_idx + last) + 1.0) * hop + 0.02,
+            score: c.peak,
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! The streaming engine: samples in, word events out, one 10 ms frame at a time with
+//! all state (mel window, encoder, conv histories, membranes, smoothing) carried over.
+//! Cost per frame is constant however long it runs.
+
+use crate::encoding::{self, Encoder};
+use crate::features::{Normalizer, StreamingMel};
+use crate::model::Model;
+use crate::snn::{Mode, NetworkState};
+
+use super::detector::{Detector, DetectorConfig, Event};
+
+pub struct Engine<'m> {
+    model: &'m Model,
+    mel: StreamingMel,
+    norm: Normalizer,
+    encoder: Box<dyn Encoder>,
+    state: NetworkState,
+    detector: Detector,
+    mode: Mode,
+    enc: Vec<f32>,
+    frames: Vec<Vec<f32>>,
+    /// Spikes fed into the network since the start.
+    pub input_spikes: u64,
+}
+
+impl<'m> Engine<'m> {
+    pub fn new(model: &'m Model, cfg: DetectorConfig) -> Self {
+        let n = model.config.features.n_mels;
+        let encoder = encoding::build(&model.config.encoder, n);
+        Engine {
+            mel: StreamingMel::new(&model.config.features),
+            norm: model.normalizer(),
+            enc: vec![0.0; encoder.out_channels()],
+            encoder,
+            state: model.net.new_state(),
+            detector: Detector::new(model.labels(), model.config.features.frame_rate(), cfg),
+            mode: Mode::Event,
+            model,
+            frames: Vec::new(),
+            input_spikes: 0,
+        }
+    }
+
+    /// Dense synaptic integration instead of event-driven (benchmarks).
+    pub fn with_mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Feeds samples at the model rate; calls `on_event` for each completed word.
+    pub fn push(&mut self, samples: &[f32], mut on_event: impl FnMut(Event)) {
+        let mut frames = std::mem::take(&mut self.frames);
+        frames.clear();
+        self.mel.push(samples, |f| frames.push(f.to_vec()));
+        for f in frames.iter_mut() {
+            if let Some(e) = self.step_frame(f) {
+                on_event(e);
+            }
+        }
+        self.frames = frames;
+    }
+
+    /// One log-mel frame through normaliser, encoder, network and detector.
+    pub fn step_frame(&mut self, logmel: &mut [f32]) -> Option<Event> {
+        let energy = logmel.iter().map(|v| v.exp()).sum::<f32>().max(1e-10).ln();
+        self.norm.apply(logmel);
+        self.input_spikes += self.encoder.encode(logmel, &mut self.enc) as u64;
+        let scores = self.model.net.step(&mut self.state, &self.enc, self.mode);
+        self.detector.push(scores, energy)
+    }
+
+    /// Ends the stream: emits a word still being held.
+    pub fn finish(&mut self) -> Option<Event> {
+        self.detector.flush()
+    }
+
+    /// Smoothed class probabilities after the latest frame.
+    pub fn smoothed(&self) -> &[f32] {
+        self.detector.smoothed()
+    }
+
+    pub fn state(&self) -> &NetworkState {
+        &self.state
+    }
+
+    pub fn frames_seen(&self) -> u64 {
+        self.state.frames
+    }
+}

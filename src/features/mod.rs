@@ -1,0 +1,26 @@
+//! Audio → log-mel frames, and the per-band normaliser the network expects.
+
+pub mod mel;
+
+pub use mel::{LogMel, MelFrame, StreamingMel, log_mel, log_mel_with};
+
+/// Per-band standardisation with statistics stored in the model.
+#[derive(Debug, Clone)]
+pub struct Normalizer {
+    mean: Vec<f32>,
+    inv_std: Vec<f32>,
+}
+
+impl Normalizer {
+    pub fn new(mean: &[f32], std: &[f32]) -> Self {
+        Normalizer {
+            mean: mean.to_vec(),
+            inv_std: std.iter().map(|s| 1.0 / s.max(1e-3)).collect(),
+        }
+    }
+    pub fn apply(&self, frame: &mut [f32]) {
+        for ((x, m), s) in frame.iter_mut().zip(&self.mean).zip(&self.inv_std) {
+            *x = (*x - m) * s;
+        }
+    }
+}

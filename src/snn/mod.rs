@@ -1,0 +1,8 @@
+//! The spiking network for inference: LIF neurons and causal dilated temporal
+//! convolutions, run frame by frame (the training graph lives in `train`).
+
+pub mod lif;
+pub mod network;
+
+pub use lif::{leaky_step, lif_step};
+pub use network::{Mode, Network, NetworkState, Readout, SpikingLayer, random_network};

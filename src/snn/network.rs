@@ -1,0 +1,417 @@
+//! The trained network as plain Rust for inference, one 10 ms frame at a time.
+//!
+//! Causal dilated convolutions keep a ring of their last `(K−1)·d + 1` input frames,
+//! so a frame costs the same however long the stream has run. Layers fed by spikes
+//! run event-driven: only the weight columns of inputs that spiked are added, which
+//! at a few Hz is a small fraction of the dense multiply-accumulates.
+
+use crate::config::NetworkConfig;
+
+use super::lif::{leaky_step, lif_step};
+
+/// Weights of one spiking layer, stored tap-major (`[k][in][out]`) so an input event
+/// adds one contiguous column.
+#[derive(Debug, Clone)]
+pub struct SpikingLayer {
+    pub c_in: usize,
+    pub c_out: usize,
+    pub kernel: usize,
+    pub dilation: usize,
+    pub w: Vec<f32>,
+    pub bias: Vec<f32>,
+    pub beta: Vec<f32>,
+    pub threshold: Vec<f32>,
+}
+
+impl SpikingLayer {
+    /// From burn's conv1d layout `[out][in][k]`.
+    pub fn from_conv(
+        weight_oik: &[f32],
+        (c_out, c_in, kernel): (usize, usize, usize),
+        dilation: usize,
+        bias: Vec<f32>,
+        beta: Vec<f32>,
+        threshold: Vec<f32>,
+    ) -> Self {
+        let mut w = vec![0.0; kernel * c_in * c_out];
+        for o in 0..c_out {
+            for i in 0..c_in {
+                for k in 0..kernel {
+                    w[(k * c_in + i) * c_out + o] = weight_oik[(o * c_in + i) * kernel + k];
+                }
+            }
+        }
+        SpikingLayer {
+            c_in,
+            c_out,
+            kernel,
+            dilation,
+            w,
+            bias,
+            beta,
+            threshold,
+        }
+    }
+
+    /// Back to `[out][in][k]` (for saving).
+    pub fn conv_weight(&self) -> Vec<f32> {
+        let mut out = vec![0.0; self.w.len()];
+        for o in 0..self.c_out {
+            for i in 0..self.c_in {
+                for k in 0..self.kernel {
+                    out[(o * self.c_in + i) * self.kernel + k] =
+                        self.w[(k * self.c_in + i) * self.c_out + o];
+                }
+            }
+        }
+        out
+    }
+
+    fn history(&self) -> usize {
+        (self.kernel - 1) * self.dilation + 1
+    }
+}
+
+/// Non-spiking leaky readout; weight `[in][out]` as burn's `Linear`.
+#[derive(Debug, Clone)]
+pub struct Readout {
+    pub c_in: usize,
+    pub n_classes: usize,
+    pub w: Vec<f32>,
+    pub bias: Vec<f32>,
+    pub beta: Vec<f32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Network {
+    pub config: NetworkConfig,
+    pub layers: Vec<SpikingLayer>,
+    pub readout: Readout,
+}
+
+/// Everything a stream carries from one frame to the next; its size is fixed at creation.
+#[derive(Debug, Clone)]
+pub struct NetworkState {
+    /// Per layer: ring of past inputs `[history][c_in]`, and the write position.
+    rings: Vec<Vec<f32>>,
+    pos: Vec<usize>,
+    v: Vec<Vec<f32>>,
+    spikes: Vec<Vec<bool>>,
+    /// Per layer: the current frame's spikes as 0/1 (input of the next layer).
+    out: Vec<Vec<f32>>,
+    acc: Vec<f32>,
+    readout_v: Vec<f32>,
+    /// Readout potentials times the logit scale: the per-frame class scores.
+    scores: Vec<f32>,
+    /// Spikes per layer since the last `reset_counts`.
+    pub spike_counts: Vec<u64>,
+    /// Synaptic operations (weight additions actually performed) since the last reset.
+    pub synops: u64,
+    pub frames: u64,
+}
+
+impl NetworkState {
+    /// Bytes of state (constant over a stream's life).
+    pub fn size_bytes(&self) -> usize {
+        let f = |v: &Vec<Vec<f32>>| v.iter().map(|x| x.len() * 4).sum::<usize>();
+        f(&self.rings)
+            + f(&self.v)
+            + f(&self.out)
+            + self.readout_v.len() * 4
+            + self.acc.len() * 4
+            + self.scores.len() * 4
+            + self.spikes.iter().map(|s| s.len()).sum::<usize>()
+    }
+
+    /// Spikes (0/1) of layer `i` at the latest frame.
+    pub fn layer_output(&self, i: usize) -> &[f32] {
+        &self.out[i]
+    }
+
+    pub fn reset_counts(&mut self) {
+        self.spike_counts.iter_mut().for_each(|c| *c = 0);
+        self.synops = 0;
+        self.frames = 0;
+    }
+}
+
+/// Dense or event-driven synaptic integration (same results; event-driven skips zeros).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Dense,
+    Event,
+}
+
+impl Network {
+    pub fn n_classes(&self) -> usize {
+        self.readout.n_classes
+    }
+
+    pub fn new_state(&self) -> NetworkState {
+        let max_c = self.layers.iter().map(|l| l.c_out).max().unwrap_or(0);
+        NetworkState {
+            rings: self
+                .layers
+                .iter()
+                .map(|l| vec![0.0; l.history() * l.c_in])
+                .collect(),
+            pos: vec![0; self.layers.len()],
+            v: self.layers.iter().map(|l| vec![0.0; l.c_out]).collect(),
+            spikes: self.layers.iter().map(|l| vec![false; l.c_out]).collect(),
+            out: self.layers.iter().map(|l| vec![0.0; l.c_out]).collect(),
+            acc: vec![0.0; max_c.max(self.readout.n_classes)],
+            readout_v: vec![0.0; self.readout.n_classes],
+            scores: vec![0.0; self.readout.n_classes],
+            spike_counts: vec![0; self.layers.len()],
+            synops: 0,
+            frames: 0,
+        }
+    }
+
+    /// Advances one frame; returns the per-frame class scores (scaled readout potentials).
+    pub fn step<'s>(&self, st: &'s mut NetworkState, input: &[f32], mode: Mode) -> &'s [f32] {
+        let reset = self.config.reset;
+        for (li, layer) in self.layers.iter().enumerate() {
+            let (c_in, c_out) = (layer.c_in, layer.c_out);
+            let hist = layer.history();
+            // Write this frame's input into the ring.
+            {
+                let pos = st.pos[li];
+                let src: &[f32] = if li == 0 { input } else { &st.out[li - 1] };
+                st.rings[li][pos * c_in..(pos + 1) * c_in].copy_from_slice(src);
+            }
+            let acc = &mut st.acc[..c_out];
+            acc.copy_from_slice(&layer.bias);
+            for k in 0..layer.kernel {
+                // Tap k looks (K−1−k)·d frames back.
+                let back = (layer.kernel - 1 - k) * layer.dilation;
+                let slot = (st.pos[li] + hist - back) % hist;
+                let frame = &st.rings[li][slot * c_in..(slot + 1) * c_in];
+                let wk = &layer.w[k * c_in * c_out..(k + 1) * c_in * c_out];
+                for (i, &x) in frame.iter().enumerate() {
+                    if mode == Mode::Event && x == 0.0 {
+                        continue;
+                    }
+                    st.synops += c_out as u64;
+                    let col = &wk[i * c_out..(i + 1) * c_out];
+                    if x == 1.0 {
+                        for (a, w) in acc.iter_mut().zip(col) {
+                            *a += w;
+                        }
+                    } else {
+                        for (a, w) in acc.iter_mut().zip(col) {
+                            *a += x * w;
+                        }
+                    }
+                }
+            }
+            st.pos[li] = (st.pos[li] + 1) % hist;
+            let mut fired = 0u64;
+            for (o, &current) in acc.iter().enumerate() {
+                let (v, s) = lif_step(
+                    st.v[li][o],
+                    st.spikes[li][o],
+                    current,
+                    layer.beta[o],
+                    layer.threshold[o],
+                    reset,
+                );
+                st.v[li][o] = v;
+                st.spikes[li][o] = s;
+                st.out[li][o] = s as u8 as f32;
+                fired += s as u64;
+            }
+            st.spike_counts[li] += fired;
+        }
+        // Readout.
+        let r = &self.readout;
+        let last = &st.out[self.layers.len() - 1];
+        let acc = &mut st.acc[..r.n_classes];
+        acc.copy_from_slice(&r.bias);
+        for (i, &x) in last.iter().enumerate() {
+            if mode == Mode::Event && x == 0.0 {
+                continue;
+            }
+            st.synops += r.n_classes as u64;
+            for (a, w) in acc
+                .iter_mut()
+                .zip(&r.w[i * r.n_classes..(i + 1) * r.n_classes])
+            {
+                *a += x * w;
+            }
+        }
+        let scale = self.config.logit_scale;
+        for (c, &y) in acc.iter().enumerate() {
+            st.readout_v[c] = leaky_step(st.readout_v[c], y, r.beta[c]);
+            st.scores[c] = st.readout_v[c] * scale;
+        }
+        st.frames += 1;
+        &st.scores
+    }
+
+    /// Runs a whole clip (frames × input channels) from a fresh state; returns the clip
+    /// logits (mean readout potential over time) and the final state (spike counts).
+    pub fn forward_clip(&self, input: &[f32], mode: Mode) -> (Vec<f32>, NetworkState) {
+        let c_in = self.layers[0].c_in;
+        let mut st = self.new_state();
+        let mut sum = vec![0.0f32; self.n_classes()];
+        let t = input.len() / c_in;
+        for frame in input.chunks_exact(c_in) {
+            let o = self.step(&mut st, frame, mode);
+            for (s, v) in sum.iter_mut().zip(o) {
+                *s += v;
+            }
+        }
+        sum.iter_mut().for_each(|s| *s /= t.max(1) as f32);
+        (sum, st)
+    }
+}
+
+impl Network {
+    /// Data-driven initialisation: scales each layer's weights, first to last, until it
+    /// fires near `target` spikes per neuron and frame on `inputs` (clips, frames ×
+    /// channels). With spikes as input a plain random init leaves deep layers silent.
+    pub fn calibrate(&mut self, inputs: &[Vec<f32>], target: f32) {
+        for li in 0..self.layers.len() {
+            for _ in 0..16 {
+                let (mut spikes, mut frames) = (0u64, 0u64);
+                for x in inputs {
+                    let (_, st) = self.forward_clip(x, Mode::Event);
+                    spikes += st.spike_counts[li];
+                    frames += st.frames;
+                }
+                let rate = spikes as f32 / (frames.max(1) as f32 * self.layers[li].c_out as f32);
+                if (target * 0.6..target * 1.6).contains(&rate) {
+                    break;
+                }
+                let f = match rate {
+                    r if r < target * 0.1 => 2.0,
+                    r if r < target => 1.25,
+                    _ => 0.8,
+                };
+                self.layers[li].w.iter_mut().for_each(|w| *w *= f);
+            }
+        }
+    }
+}
+
+/// Initial weights without burn (tests, benchmarks): scaled uniform from a seed.
+pub fn random_network(cfg: &NetworkConfig, c_in: usize, n_classes: usize, seed: u64) -> Network {
+    let mut rng = crate::util::Rng::new(seed);
+    let mut layers = Vec::new();
+    let mut prev = c_in;
+    for (&c, &d) in cfg.channels.iter().zip(&cfg.dilations) {
+        let fan_in = (prev * cfg.kernel) as f32;
+        let bound = 3.0 / fan_in.sqrt();
+        let w: Vec<f32> = (0..c * prev * cfg.kernel)
+            .map(|_| rng.range(-bound, bound))
+            .collect();
+        layers.push(SpikingLayer::from_conv(
+            &w,
+            (c, prev, cfg.kernel),
+            d,
+            vec![0.0; c],
+            vec![cfg.init_beta; c],
+            vec![cfg.init_threshold; c],
+        ));
+        prev = c;
+    }
+    let bound = 1.0 / (prev as f32).sqrt();
+    Network {
+        config: cfg.clone(),
+        layers,
+        readout: Readout {
+            c_in: prev,
+            n_classes,
+            w: (0..prev * n_classes)
+                .map(|_| rng.range(-bound, bound))
+                .collect(),
+            bias: vec![0.0; n_classes],
+            beta: vec![cfg.init_beta; n_classes],
+        },
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A random network calibrated to fire, so the tests exercise spikes.
+    pub(crate) fn firing_net(seed: u64) -> Network {
+        let mut n = random_network(&NetworkConfig::default(), 40, 12, seed);
+        let probe: Vec<Vec<f32>> = (0..4).map(|i| input(98, 100 + i)).collect();
+        n.calibrate(&probe, 0.1);
+        n
+    }
+
+    fn net() -> Network {
+        firing_net(3)
+    }
+
+    pub(crate) fn input(t: usize, seed: u64) -> Vec<f32> {
+        let mut r = crate::util::Rng::new(seed);
+        (0..t * 40).map(|_| r.normal() * 1.5).collect()
+    }
+
+    #[test]
+    fn event_driven_equals_dense() {
+        let n = net();
+        let x = input(98, 1);
+        let (a, sa) = n.forward_clip(&x, Mode::Dense);
+        let (b, sb) = n.forward_clip(&x, Mode::Event);
+        assert_eq!(sa.spike_counts, sb.spike_counts);
+        assert!(
+            sa.spike_counts.iter().all(|&c| c > 0),
+            "network must spike for the test to mean anything"
+        );
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() < 1e-4);
+        }
+        assert!(sb.synops < sa.synops);
+    }
+
+    #[test]
+    fn causal_output_at_t_ignores_later_inputs() {
+        let n = net();
+        let x = input(60, 2);
+        let mut y = x.clone();
+        for v in &mut y[30 * 40..] {
+            *v = -*v + 0.7;
+        }
+        let run = |inp: &[f32]| {
+            let mut st = n.new_state();
+            inp.chunks(40)
+                .map(|f| n.step(&mut st, f, Mode::Dense).to_vec())
+                .collect::<Vec<_>>()
+        };
+        let (a, b) = (run(&x), run(&y));
+        assert_eq!(a[..30], b[..30]);
+        assert_ne!(a[30..], b[30..]);
+    }
+
+    #[test]
+    fn state_size_is_constant() {
+        let n = net();
+        let mut st = n.new_state();
+        let size = st.size_bytes();
+        for f in input(500, 3).chunks(40) {
+            n.step(&mut st, f, Mode::Event);
+        }
+        assert_eq!(size, st.size_bytes());
+    }
+
+    #[test]
+    fn conv_layout_round_trips() {
+        let n = net();
+        let l = &n.layers[1];
+        let back = SpikingLayer::from_conv(
+            &l.conv_weight(),
+            (l.c_out, l.c_in, l.kernel),
+            l.dilation,
+            l.bias.clone(),
+            l.beta.clone(),
+            l.threshold.clone(),
+        );
+        assert_eq!(back.w, l.w);
+    }
+}

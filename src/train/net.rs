@@ -1,0 +1,380 @@
+//! The spiking network as a burn module, for backpropagation through time.
+//!
+//! It computes exactly what `snn::Network` computes frame by frame: causal dilated
+//! conv1d (left zero padding of `(K−1)·d` frames), the LIF step of `snn::lif`, and the
+//! leaky readout averaged over time. Spikes use the straight-through surrogate
+//! `sg − sg.detach() + H(u).detach()`: Heaviside forward, `sg'` backward.
+//!
+//! Parameter ids are fixed (not random) so that a checkpoint's optimizer state maps
+//! back onto a rebuilt module when training resumes.
+
+use burn::module::{Module, Param, ParamId};
+use burn::tensor::activation::sigmoid;
+use burn::tensor::module::conv1d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::config::{NetworkConfig, Reset, Surrogate};
+use crate::snn::{Network, Readout, SpikingLayer};
+
+pub const BETA_MIN: f32 = 0.01;
+pub const BETA_MAX: f32 = 0.999;
+pub const THRESHOLD_MIN: f32 = 0.05;
+
+#[derive(Module, Debug)]
+pub struct SpikingConv {
+    pub weight: Param<Tensor<3>>,
+    pub bias: Param<Tensor<1>>,
+    pub beta: Param<Tensor<1>>,
+    pub threshold: Param<Tensor<1>>,
+    pub dilation: usize,
+}
+
+#[derive(Module, Debug)]
+pub struct TrainNet {
+    pub layers: Vec<SpikingConv>,
+    pub readout_w: Param<Tensor<2>>,
+    pub readout_b: Param<Tensor<1>>,
+    pub readout_beta: Param<Tensor<1>>,
+    #[module(skip)]
+    pub cfg: NetworkConfig,
+}
+
+/// Forward results: clip logits `[B, classes]` and the mean spike probability per layer.
+pub struct Forward {
+    pub logits: Tensor<2>,
+    pub rates: Vec<Tensor<1>>,
+}
+
+fn param<const D: usize>(id: u64, data: TensorData, device: &Device) -> Param<Tensor<D>> {
+    let t = Tensor::from_data(data, device);
+    Param::initialized(
+        ParamId::from(id),
+        if device.is_autodiff() {
+            t.require_grad()
+        } else {
+            t
+        },
+    )
+}
+
+/// The spike function with its surrogate derivative.
+pub fn spike(u: Tensor<2>, surrogate: Surrogate, k: f32) -> Tensor<2> {
+    let sg = match surrogate {
+        Surrogate::Sigmoid => sigmoid(u.clone().mul_scalar(k)),
+        // d/du [u / (1 + k|u|)] = 1 / (1 + k|u|)^2
+        Surrogate::FastSigmoid => u.clone().div(u.clone().abs().mul_scalar(k).add_scalar(1.0)),
+        // d/du [atan(πku/2)/π] = (k/2) / (1 + (πku/2)^2)
+        Surrogate::Arctan => u
+            .clone()
+            .mul_scalar(std::f32::consts::PI * k / 2.0)
+            .atan()
+            .div_scalar(std::f32::consts::PI),
+    };
+    let heaviside = u.greater_elem(0.0).float();
+    sg.clone() - sg.detach() + heaviside.detach()
+}
+
+impl TrainNet {
+    /// Builds the module from inference weights (fresh init or a checkpoint).
+    pub fn from_network(net: &Network, device: &Device) -> Self {
+        let mut id = 1u64;
+        let mut next = || {
+            id += 1;
+            id
+        };
+        let layers = net
+            .layers
+            .iter()
+            .map(|l| SpikingConv {
+                weight: param(
+                    next(),
+                    TensorData::new(l.conv_weight(), [l.c_out, l.c_in, l.kernel]),
+                    device,
+                ),
+                bias: param(next(), TensorData::new(l.bias.clone(), [l.c_out]), device),
+                beta: param(next(), TensorData::new(l.beta.clone(), [l.c_out]), device),
+                threshold: param(
+                    next(),
+                    TensorData::new(l.threshold.clone(), [l.c_out]),
+                    device,
+                ),
+                dilation: l.dilation,
+            })
+            .collect();
+        let r = &net.readout;
+        TrainNet {
+            layers,
+            readout_w: param(
+                next(),
+                TensorData::new(r.w.clone(), [r.c_in, r.n_classes]),
+                device,
+            ),
+            readout_b: param(
+                next(),
+                TensorData::new(r.bias.clone(), [r.n_classes]),
+                device,
+            ),
+            readout_beta: param(
+                next(),
+                TensorData::new(r.beta.clone(), [r.n_classes]),
+                device,
+            ),
+            cfg: net.config.clone(),
+        }
+    }
+
+    /// Back to inference weights.
+    pub fn to_network(&self) -> Network {
+        let v = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().expect("f32 tensor");
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                let [c_out, c_in, k] = l.weight.val().dims();
+                let w = l
+                    .weight
+                    .val()
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .expect("f32 tensor");
+                SpikingLayer::from_conv(
+                    &w,
+                    (c_out, c_in, k),
+                    l.dilation,
+                    v(l.bias.val()),
+                    v(l.beta.val()),
+                    v(l.threshold.val()),
+                )
+            })
+            .collect();
+        let [c_in, n] = self.readout_w.val().dims();
+        Network {
+            config: self.cfg.clone(),
+            layers,
+            readout: Readout {
+                c_in,
+                n_classes: n,
+                w: self
+                    .readout_w
+                    .val()
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .expect("f32 tensor"),
+                bias: v(self.readout_b.val()),
+                beta: v(self.readout_beta.val()),
+            },
+        }
+    }
+
+    /// `x`: `[B, C_in, T]` network input (encoded frames).
+    pub fn forward(&self, x: Tensor<3>) -> Forward {
+        self.forward_from(x, 0)
+    }
+
+    /// As `forward`, but the clip decision averages the readout over frames `start..T`
+    /// only (the frames before are context). Firing rates still cover all frames.
+    pub fn forward_from(&self, x: Tensor<3>, start: usize) -> Forward {
+        let device = x.device();
+        let k = self.cfg.kernel;
+        let mut h = x;
+        let mut rates = Vec::with_capacity(self.layers.len());
+        for layer in &self.layers {
+            let [b, c_in, t] = h.dims();
+            let pad = (k - 1) * layer.dilation;
+            let padded = Tensor::cat(vec![Tensor::zeros([b, c_in, pad], &device), h], 2);
+            let current = conv1d(
+                padded,
+                layer.weight.val(),
+                Some(layer.bias.val()),
+                ConvOptions::new([1], [0], [layer.dilation], 1),
+            );
+            let beta = layer.beta.val();
+            let c_out = beta.dims()[0];
+            let beta2: Tensor<2> = beta.clone().unsqueeze();
+            let thr2: Tensor<2> = layer.threshold.val().unsqueeze();
+            // (1 − β)·I for all frames at once; the loop only carries the state.
+            let drive = current
+                * beta
+                    .neg()
+                    .add_scalar(1.0)
+                    .unsqueeze_dim::<2>(1)
+                    .unsqueeze::<3>();
+            let mut v: Tensor<2> = Tensor::zeros([b, c_out], &device);
+            let mut s: Tensor<2> = Tensor::zeros([b, c_out], &device);
+            let mut spikes = Vec::with_capacity(t);
+            for d in drive.chunk(t, 2) {
+                let d: Tensor<2> = d.reshape([b, c_out]);
+                let leaky = v * beta2.clone() + d;
+                // The reset is not differentiated through (as in most SNN training).
+                v = match self.cfg.reset {
+                    Reset::Subtract => leaky - s.detach() * thr2.clone(),
+                    Reset::Zero => leaky * s.detach().neg().add_scalar(1.0),
+                };
+                s = spike(
+                    v.clone() - thr2.clone(),
+                    self.cfg.surrogate,
+                    self.cfg.surrogate_slope,
+                );
+                spikes.push(s.clone());
+            }
+            h = Tensor::stack(spikes, 2);
+            rates.push(h.clone().mean());
+        }
+        // Readout y_t = W s_t + b, then the leaky integrator o_t = β o_{t−1} + (1−β) y_t.
+        // The mean of o_t over frames t0..T has a closed form:
+        //   Σ_u y_u (β^max(t0−u, 0) − β^(T−u)) / (T − t0).
+        let [b, c, t] = h.dims();
+        let n = self.readout_b.val().dims()[0];
+        let y = h
+            .swap_dims(1, 2)
+            .reshape([b * t, c])
+            .matmul(self.readout_w.val())
+            + self.readout_b.val().unsqueeze();
+        let y: Tensor<3> = y.reshape([b, t, n]).swap_dims(1, 2); // [B, N, T]
+        let t0 = start.min(t.saturating_sub(1));
+        let row = |f: &dyn Fn(usize) -> f32| -> Tensor<2> {
+            Tensor::from_data(TensorData::new((0..t).map(f).collect::<Vec<_>>(), [1, t]), &device)
+        };
+        let (e_start, e_end) = (row(&|u| t0.saturating_sub(u) as f32), row(&|u| (t - u) as f32));
+        let ln_beta: Tensor<2> = self.readout_beta.val().log().unsqueeze_dim(1); // [N, 1]
+        let weights = ((ln_beta.clone() * e_start).exp() - (ln_beta * e_end).exp()).div_scalar((t - t0) as f32); // [N, T]
+        let logits = (y * weights.unsqueeze::<3>())
+            .sum_dim(2)
+            .reshape([b, n])
+            .mul_scalar(self.cfg.logit_scale);
+        Forward { logits, rates }
+    }
+
+    /// Keeps leaks in (0, 1) and thresholds positive after an optimiser step.
+    pub fn clamp(mut self) -> Self {
+        let fix = |p: Param<Tensor<1>>, lo: f32, hi: f32| {
+            p.map(|t| {
+                let t = t.clamp(lo, hi).detach();
+                if t.is_autodiff() { t.require_grad() } else { t }
+            })
+        };
+        self.layers = self
+            .layers
+            .into_iter()
+            .map(|mut l| {
+                l.beta = fix(l.beta, BETA_MIN, BETA_MAX);
+                l.threshold = fix(l.threshold, THRESHOLD_MIN, 1e6);
+                l
+            })
+            .collect();
+        self.readout_beta = fix(self.readout_beta, BETA_MIN, BETA_MAX);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snn::Mode;
+
+    fn device() -> Device {
+        Device::flex().autodiff()
+    }
+
+    #[test]
+    fn sigmoid_surrogate_gradient_is_exact() {
+        let dev = device();
+        let u: Tensor<2> = Tensor::from_data(
+            TensorData::new(vec![-1.0f32, -0.1, 0.0, 0.3, 2.0], [1, 5]),
+            &dev,
+        )
+        .require_grad();
+        let k = 5.0;
+        let s = spike(u.clone(), Surrogate::Sigmoid, k);
+        let fwd = s.clone().into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(fwd, vec![0.0, 0.0, 0.0, 1.0, 1.0]);
+        let grads = s.sum().backward();
+        let g = u
+            .grad(&grads)
+            .unwrap()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        for (x, gx) in [-1.0f32, -0.1, 0.0, 0.3, 2.0].iter().zip(g) {
+            let sig = 1.0 / (1.0 + (-k * x).exp());
+            let want = k * sig * (1.0 - sig);
+            assert!((gx - want).abs() < 1e-5, "u={x}: {gx} vs {want}");
+        }
+    }
+
+    #[test]
+    fn fast_sigmoid_and_arctan_gradients() {
+        let dev = device();
+        let xs = [-0.5f32, 0.2, 1.0];
+        for (sur, f) in [
+            (
+                Surrogate::FastSigmoid,
+                Box::new(|x: f32, k: f32| 1.0 / (1.0 + k * x.abs()).powi(2))
+                    as Box<dyn Fn(f32, f32) -> f32>,
+            ),
+            (
+                Surrogate::Arctan,
+                Box::new(|x: f32, k: f32| {
+                    (k / 2.0) / (1.0 + (std::f32::consts::PI * k * x / 2.0).powi(2))
+                }),
+            ),
+        ] {
+            let u: Tensor<2> =
+                Tensor::from_data(TensorData::new(xs.to_vec(), [1, 3]), &dev).require_grad();
+            let grads = spike(u.clone(), sur, 2.0).sum().backward();
+            let g = u
+                .grad(&grads)
+                .unwrap()
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
+            for (x, gx) in xs.iter().zip(g) {
+                assert!((gx - f(*x, 2.0)).abs() < 1e-5, "{sur:?} u={x}");
+            }
+        }
+    }
+
+    #[test]
+    fn burn_graph_matches_the_frame_by_frame_engine() {
+        let net = crate::snn::network::tests::firing_net(11);
+        let t = 98;
+        let x = crate::snn::network::tests::input(t, 5);
+        let (want, st) = net.forward_clip(&x, Mode::Dense);
+        assert!(st.spike_counts.iter().all(|&c| c > 0));
+        let dev = Device::flex();
+        let tn = TrainNet::from_network(&net, &dev);
+        // Engine input is frames × channels; burn wants [B, C, T].
+        let xt: Tensor<3> = Tensor::<2>::from_data(TensorData::new(x, [t, 40]), &dev)
+            .swap_dims(0, 1)
+            .unsqueeze();
+        let f = tn.forward(xt);
+        let got = f.logits.into_data().try_to_vec::<f32>().unwrap();
+        for (a, b) in got.iter().zip(&want) {
+            assert!((a - b).abs() < 1e-3, "{got:?} vs {want:?}");
+        }
+        let rate0 = f.rates[0].clone().into_scalar::<f32>();
+        let engine_rate0 = st.spike_counts[0] as f32 / (t * 64) as f32;
+        assert!((rate0 - engine_rate0).abs() < 1e-3);
+        // With context: the mean of the engine's per-frame scores over the last frames.
+        let start = 40;
+        let mut st = net.new_state();
+        let mut sum = vec![0f32; 12];
+        let x2 = crate::snn::network::tests::input(t, 5);
+        for (i, f) in x2.chunks(40).enumerate() {
+            let o = net.step(&mut st, f, Mode::Dense);
+            if i >= start {
+                sum.iter_mut().zip(o).for_each(|(s, v)| *s += v / (t - start) as f32);
+            }
+        }
+        let xt: Tensor<3> = Tensor::<2>::from_data(TensorData::new(x2, [t, 40]), &dev).swap_dims(0, 1).unsqueeze();
+        let got = tn.forward_from(xt, start).logits.into_data().try_to_vec::<f32>().unwrap();
+        for (a, b) in got.iter().zip(&sum) {
+            assert!((a - b).abs() < 1e-3, "{got:?} vs {sum:?}");
+        }
+        // And the round trip through burn keeps every weight.
+        let back = tn.to_network();
+        assert_eq!(back.layers[2].w, net.layers[2].w);
+        assert_eq!(back.readout.w, net.readout.w);
+    }
+}

@@ -1,0 +1,273 @@
+//! The command line on real clips and on bad input: clear one-line errors, exit codes,
+//! never a panic.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_spikeword"))
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn model() -> PathBuf {
+    root().join("models/gsc12.safetensors")
+}
+
+fn run(args: &[&str]) -> Output {
+    let o = bin().args(args).current_dir(root()).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "panic in {args:?}: {err}");
+    o
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+fn clip(word: &str) -> String {
+    root()
+        .join(format!("assets/clips/{word}_0.wav"))
+        .display()
+        .to_string()
+}
+
+fn corrupt(dir: &Path) -> String {
+    let p = dir.join("corrupt.wav");
+    std::fs::write(&p, b"RIFF\x10\x00\x00\x00WAVEfmt ").unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn classify_labels_real_clips_and_reports_bad_files() {
+    let d = tempfile::tempdir().unwrap();
+    let bad = corrupt(d.path());
+    let o = run(&["classify", "--json", &clip("yes"), &clip("stop"), &bad]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "some files failed: {}",
+        stderr(&o)
+    );
+    let lines: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines[0]["label"].is_string() && lines[0]["score"].as_f64().unwrap() > 0.0);
+    assert!(lines[2]["error"].as_str().unwrap().contains("truncated"));
+    assert_eq!(lines[2]["file"], bad);
+}
+
+#[test]
+fn classify_a_folder_as_csv_and_from_stdin() {
+    let o = run(&["classify", "--format", "csv", "--top", "3", "assets/clips"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = stdout(&o);
+    assert_eq!(s.lines().count(), 1 + 3 * 10);
+    assert!(stderr(&o).contains("clips/s"));
+    use std::io::Write;
+    let mut child = bin()
+        .args(["classify", "-"])
+        .current_dir(root())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(
+        child.stdin.take().unwrap(),
+        "{}\n{}",
+        clip("no"),
+        clip("go")
+    )
+    .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success());
+    assert_eq!(stdout(&o).lines().count(), 2);
+}
+
+#[test]
+fn classify_an_empty_folder_is_not_an_error_but_says_so() {
+    let d = tempfile::tempdir().unwrap();
+    let o = run(&["classify", d.path().to_str().unwrap()]);
+    assert!(o.status.success());
+    assert!(stderr(&o).contains("0 files"));
+}
+
+#[test]
+fn a_missing_model_or_one_of_another_version_is_a_clear_error() {
+    let o = run(&[
+        "classify",
+        "--model",
+        "/nonexistent/m.safetensors",
+        &clip("yes"),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not found"), "{}", stderr(&o));
+    assert_eq!(stderr(&o).lines().count(), 1);
+
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("old.safetensors");
+    let mut meta = std::collections::HashMap::new();
+    meta.insert("format".to_string(), "spikeword-model".to_string());
+    meta.insert("format_version".to_string(), "0".to_string());
+    let data = vec![0u8; 4];
+    let t = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![1], &data).unwrap();
+    std::fs::write(
+        &p,
+        safetensors::serialize(vec![("x", t)], Some(meta)).unwrap(),
+    )
+    .unwrap();
+    let o = run(&["detect", "--model", p.to_str().unwrap(), &clip("yes")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("format version 0"), "{}", stderr(&o));
+
+    std::fs::write(&p, b"not a model").unwrap();
+    let o = run(&["eval", "--model", p.to_str().unwrap(), "--data", "assets"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("not a spikeword model"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn detect_finds_the_words_of_the_demo_recording_in_order() {
+    let o = run(&["detect", "--json", "assets/demo_words.wav"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ev: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let words: Vec<&str> = ev.iter().map(|e| e["word"].as_str().unwrap()).collect();
+    // yes, no, up, stop, go at 1-2, 3-4, 5-6, 7-8, 9-10 s.
+    let truth = ["yes", "no", "up", "stop", "go"];
+    let hits = truth.iter().enumerate().filter(|(i, w)| {
+        ev.iter().any(|e| {
+            e["word"] == **w
+                && e["start"].as_f64().unwrap() < 2.0 * *i as f64 + 2.2
+                && e["end"].as_f64().unwrap() > 2.0 * *i as f64 + 0.8
+        })
+    });
+    assert!(hits.count() >= 4, "found {words:?}");
+    assert!(ev.len() <= 6, "one event per word: {words:?}");
+    for e in &ev {
+        assert!(e["end"].as_f64() > e["start"].as_f64());
+    }
+}
+
+#[test]
+fn detect_on_a_corrupt_file_fails_cleanly() {
+    let d = tempfile::tempdir().unwrap();
+    let o = run(&["detect", &corrupt(d.path())]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).starts_with("error:"));
+}
+
+#[test]
+fn listen_from_a_file_prints_the_same_events_as_json_lines() {
+    let o = run(&["listen", "--input", "assets/demo_words.wav", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let d = run(&["detect", "--json", "assets/demo_words.wav"]);
+    assert_eq!(stdout(&o), stdout(&d));
+    assert!(stderr(&o).contains("summary:"));
+}
+
+#[test]
+fn eval_on_the_bundled_clips() {
+    let d = tempfile::tempdir().unwrap();
+    let o = run(&["eval", "--data", d.path().to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(1), "an empty folder has nothing to evaluate");
+    for w in [
+        "yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go",
+    ] {
+        std::fs::create_dir_all(d.path().join(w)).unwrap();
+        std::fs::copy(clip(w), d.path().join(w).join("a_nohash_0.wav")).unwrap();
+    }
+    let o = run(&["eval", "--data", d.path().to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(r["n"], 10);
+    let acc = r["accuracy"].as_f64().unwrap();
+    // The model card's held-out accuracy is ~80 %: most of these ten must be right.
+    assert!(acc >= 0.6, "accuracy {acc}");
+    let hz = r["firing_rate_hz"].as_f64().unwrap();
+    assert!(hz > 0.1 && hz < 20.0, "{hz} Hz");
+    assert!(r["per_class"].is_array() && r["confusion"].is_array());
+}
+
+#[test]
+fn inspect_and_features_write_real_files() {
+    let d = tempfile::tempdir().unwrap();
+    let png = d.path().join("x.png");
+    let o = run(&["inspect", &clip("yes"), "--png", png.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[1..4], b"PNG");
+    let npy = d.path().join("x.npy");
+    let o = run(&["features", &clip("yes"), "--out", npy.to_str().unwrap()]);
+    assert!(o.status.success());
+    let b = std::fs::read(&npy).unwrap();
+    assert_eq!(&b[..6], b"\x93NUMPY");
+    let header_len = u16::from_le_bytes([b[8], b[9]]) as usize;
+    assert!(String::from_utf8_lossy(&b[10..10 + header_len]).contains("(98, 40)"));
+    assert_eq!(b.len(), 10 + header_len + 98 * 40 * 4);
+    let csv = d.path().join("x.csv");
+    assert!(
+        run(&["features", &clip("yes"), "--out", csv.to_str().unwrap()])
+            .status
+            .success()
+    );
+    assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count(), 98);
+}
+
+#[test]
+fn bad_wavs_on_the_command_line() {
+    let d = tempfile::tempdir().unwrap();
+    let empty = d.path().join("empty.wav");
+    std::fs::write(&empty, b"").unwrap();
+    for args in [
+        vec!["inspect", empty.to_str().unwrap()],
+        vec![
+            "features",
+            empty.to_str().unwrap(),
+            "--out",
+            "/tmp/never.npy",
+        ],
+        vec!["detect", empty.to_str().unwrap()],
+        vec!["listen", "--input", empty.to_str().unwrap()],
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert!(
+            stderr(&o).contains("empty file"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+    let o = run(&["inspect", "/nonexistent.wav"]);
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn the_model_file_reproduces_its_predictions() {
+    let m = spikeword::Model::load(&model()).unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("copy.safetensors");
+    m.save(&p).unwrap();
+    let m2 = spikeword::Model::load(&p).unwrap();
+    let x = spikeword::load_wav(Path::new(&clip("left")), 16000).unwrap();
+    let mut mf = spikeword::features::MelFrame::new(&m.config.features);
+    assert_eq!(
+        m.classify(&mut mf, &x).logits,
+        m2.classify(&mut mf, &x).logits
+    );
+    assert_eq!(m.config, m2.config);
+}
