@@ -5,6 +5,7 @@ pub mod live;
 #[cfg(feature = "mic")]
 pub mod mic;
 pub mod resample;
+pub mod vad;
 pub mod source;
 pub mod wav;
 

@@ -8,6 +8,7 @@ mod features;
 mod info;
 mod inspect;
 mod listen;
+mod record;
 mod retrain;
 mod train;
 
@@ -45,6 +46,8 @@ enum Command {
     Detect(detect::Args),
     /// Live word recognition from the microphone (or a file fed as if live).
     Listen(listen::Args),
+    /// Record examples of a word (microphone, or cut from a long recording) for `retrain`.
+    Record(record::Args),
     /// Teach new words from a few examples, keeping the old ones.
     Retrain(retrain::Args),
     /// Train the SNN on a Speech Commands folder (surrogate gradients, BPTT).
@@ -68,6 +71,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Classify(a) => classify::run(a),
         Command::Detect(a) => detect::run(a),
         Command::Listen(a) => listen::run(a),
+        Command::Record(a) => record::run(a),
         Command::Retrain(a) => retrain::run(a),
         Command::Train(a) => train::run(a),
         Command::TrainBench(a) => train::bench(a),

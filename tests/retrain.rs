@@ -1,0 +1,143 @@
+//! `record` and `retrain` on real recordings, and every bad input they must refuse.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(args: &[&str]) -> Output {
+    let o = Command::new(env!("CARGO_BIN_EXE_spikeword")).args(args).current_dir(root()).output().unwrap();
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+fn copy_word(src: &Path, dst: &Path, word: &str, n: usize) {
+    std::fs::create_dir_all(dst.join(word)).unwrap();
+    let mut files: Vec<_> = std::fs::read_dir(src.join(word)).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    for f in files.iter().take(n) {
+        std::fs::copy(f, dst.join(word).join(f.file_name().unwrap())).unwrap();
+    }
+}
+
+#[test]
+fn digits_from_four_recordings_each_become_new_words() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("digits.safetensors");
+    let o = run(&["retrain", "--data", "assets/fsdd_jackson4", "--out", out.to_str().unwrap(), "--copies", "10", "--json"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let rep: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(rep["new_words"].as_array().unwrap().len(), 10);
+    assert_eq!(rep["labels"].as_array().unwrap().len(), 22);
+    assert!(out.exists() && out.with_extension("md").exists());
+    // The new model classifies with no other change; a held-out recording of the same
+    // speaker (index 40, not among the four) should mostly come out right.
+    let fsdd = root().join("../shared/data/fsdd");
+    if fsdd.is_dir() {
+        let files: Vec<String> = ["zero", "three", "seven", "nine"]
+            .iter()
+            .enumerate()
+            .map(|(i, w)| fsdd.join(w).join(format!("{}_jackson_40.wav", [0, 3, 7, 9][i])).display().to_string())
+            .collect();
+        let mut args = vec!["classify", "--json", "--model", out.to_str().unwrap()];
+        args.extend(files.iter().map(String::as_str));
+        let o = run(&args);
+        assert!(o.status.success(), "{}", err(&o));
+        let right = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .zip(["zero", "three", "seven", "nine"])
+            .filter(|(l, w)| serde_json::from_str::<serde_json::Value>(l).unwrap()["label"] == *w)
+            .count();
+        assert!(right >= 2, "{right}/4 held-out recordings right");
+    }
+}
+
+#[test]
+fn bad_example_folders_get_clear_messages() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("m.safetensors");
+    let o_ = out.to_str().unwrap();
+    // Empty folder.
+    let empty = d.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let o = run(&["retrain", "--data", empty.to_str().unwrap(), "--out", o_]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("no examples"), "{}", err(&o));
+    // A word that is already a label.
+    let clash = d.path().join("clash");
+    copy_word(&root().join("assets/fsdd_jackson4"), &clash, "one", 2);
+    std::fs::rename(clash.join("one"), clash.join("yes")).unwrap();
+    let o = run(&["retrain", "--data", clash.to_str().unwrap(), "--out", o_]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("already a label"), "{}", err(&o));
+    assert!(!out.exists());
+    // One example, an unreadable file and a silent clip: warnings, and a model anyway.
+    let mixed = d.path().join("mixed");
+    copy_word(&root().join("assets/fsdd_jackson4"), &mixed, "two", 1);
+    copy_word(&root().join("assets/fsdd_jackson4"), &mixed, "six", 3);
+    std::fs::write(mixed.join("six/broken.wav"), b"RIFF....WAVE").unwrap();
+    spikeword::audio::wav::write_pcm16(&mixed.join("six/quiet.wav"), &vec![0.0; 16000], 16000).unwrap();
+    let o = run(&["retrain", "--data", mixed.to_str().unwrap(), "--out", o_, "--copies", "4"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let e = err(&o);
+    assert!(e.contains("single example"), "{e}");
+    assert!(e.contains("broken.wav"), "{e}");
+    assert!(e.contains("silent"), "{e}");
+    assert!(out.exists());
+}
+
+#[test]
+fn the_base_model_is_never_overwritten() {
+    let d = tempfile::tempdir().unwrap();
+    let base = d.path().join("base.safetensors");
+    std::fs::copy(root().join("models/gsc12.safetensors"), &base).unwrap();
+    let before = std::fs::read(&base).unwrap();
+    let o = run(&["retrain", "--data", "assets/fsdd_jackson4", "--model", base.to_str().unwrap(), "--out", base.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("is the base model"), "{}", err(&o));
+    assert_eq!(std::fs::read(&base).unwrap(), before);
+    // A base model of another format version.
+    std::fs::write(&base, b"garbage").unwrap();
+    let o = run(&["retrain", "--data", "assets/fsdd_jackson4", "--model", base.to_str().unwrap(), "--out", d.path().join("n.safetensors").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("not a spikeword model"));
+    // No temporary files left behind by atomic writes.
+    let leftovers: Vec<_> = std::fs::read_dir(d.path()).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(".tmp")).collect();
+    assert!(leftovers.is_empty());
+}
+
+#[test]
+fn record_cuts_utterances_out_of_a_long_recording() {
+    let d = tempfile::tempdir().unwrap();
+    // Quiet noise with two real words in it.
+    let mut x: Vec<f32> = vec![0.0; 16000];
+    let mut r = spikeword::util::Rng::new(3);
+    x.iter_mut().for_each(|v| *v = r.normal() * 0.002);
+    let mut long = x.clone();
+    for w in ["yes", "stop"] {
+        let c = spikeword::load_wav(&root().join(format!("assets/clips/{w}_0.wav")), 16000).unwrap();
+        long.extend(c);
+        long.extend(x.iter());
+    }
+    let wav = d.path().join("long.wav");
+    spikeword::audio::wav::write_pcm16(&wav, &long, 16000).unwrap();
+    let dir = d.path().join("ex");
+    let o = run(&["record", "hello", "--input", wav.to_str().unwrap(), "--dir", dir.to_str().unwrap(), "--count", "5"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let n = std::fs::read_dir(dir.join("hello")).unwrap().count();
+    assert_eq!(n, 2, "{}", String::from_utf8_lossy(&o.stdout));
+    let clip = spikeword::load_wav(&dir.join("hello/0.wav"), 16000).unwrap();
+    assert_eq!(clip.len(), 16000);
+    // Nothing in a silent file.
+    let silent = d.path().join("silent.wav");
+    spikeword::audio::wav::write_pcm16(&silent, &vec![0.0; 48000], 16000).unwrap();
+    let o = run(&["record", "hello", "--input", silent.to_str().unwrap(), "--dir", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("no utterance"));
+}
