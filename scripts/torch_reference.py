@@ -20,7 +20,7 @@ Network (must match src/snn and the burn training graph):
         o[t] = beta_out*o[t-1] + (1-beta_out)*(W s[t] + b);  logits = mean_t o[t]
   init: as the Rust `random_network`: conv weights U(+-3/sqrt(in_ch*4)), readout weights
     U(+-1/sqrt(64)), biases 0.
-  loss: cross_entropy(logits, y) + 0.1 * mean over layers of (mean firing rate)^2,
+  loss: cross_entropy(logits, y) + 4 * sum over layers of max(0, mean firing rate - 0.03),
     where the firing rate of a layer is the mean of its spike tensor (forward: the
     fraction of 1s; gradient: through the surrogate).
   optimizer: Adam, lr 1e-3.
@@ -52,7 +52,8 @@ N_CLASSES = 12
 INIT_BETA = 0.9
 INIT_THRESHOLD = 1.0
 SURROGATE_SLOPE = 5.0
-RATE_PENALTY = 0.1
+RATE_TARGET = 0.03
+RATE_WEIGHT = 4.0
 LR = 1e-3
 
 
@@ -123,18 +124,20 @@ class SpikeKws(nn.Module):
             h = layer(h)
             layer_spikes.append(h)
         drive = self.readout(h.transpose(1, 2))  # [B, T, 12]
-        o = drive.new_zeros(drive.shape[0], N_CLASSES)
-        acc = torch.zeros_like(o)
-        for t in range(drive.shape[1]):
-            o = self.beta_out * o + (1.0 - self.beta_out) * drive[:, t]
-            acc = acc + o
-        return acc / drive.shape[1], layer_spikes
+        # Mean over t of the leaky integrator o_t = b o_{t-1} + (1-b) y_t, in closed form
+        # (as the Rust side computes it): sum_t y_t (1 - b^(T-t)) / T.
+        t_len = drive.shape[1]
+        expo = torch.arange(t_len, 0, -1, dtype=drive.dtype, device=drive.device)  # T-t
+        w = (1.0 - self.beta_out.unsqueeze(1) ** expo.unsqueeze(0)) / t_len  # [12, T]
+        return (drive * w.t().unsqueeze(0)).sum(1), layer_spikes
 
 
 def loss_fn(logits, layer_spikes, labels):
+    # Same loss as spikeword's: cross entropy + RATE_WEIGHT per unit of each layer's mean
+    # spike probability above RATE_TARGET.
     ce = F.cross_entropy(logits, labels)
-    rate = torch.stack([s.mean() ** 2 for s in layer_spikes]).mean()
-    return ce + RATE_PENALTY * rate
+    excess = sum(torch.clamp(s.mean() - RATE_TARGET, min=0.0) for s in layer_spikes)
+    return ce + RATE_WEIGHT * excess
 
 
 def main():

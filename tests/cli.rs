@@ -184,7 +184,11 @@ fn listen_from_a_file_prints_the_same_events_as_json_lines() {
 fn eval_on_the_bundled_clips() {
     let d = tempfile::tempdir().unwrap();
     let o = run(&["eval", "--data", d.path().to_str().unwrap(), "--json"]);
-    assert_eq!(o.status.code(), Some(1), "an empty folder has nothing to evaluate");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "an empty folder has nothing to evaluate"
+    );
     for w in [
         "yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go",
     ] {

@@ -8,8 +8,16 @@ fn root() -> PathBuf {
 }
 
 fn run(args: &[&str]) -> Output {
-    let o = Command::new(env!("CARGO_BIN_EXE_spikeword")).args(args).current_dir(root()).output().unwrap();
-    assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new(env!("CARGO_BIN_EXE_spikeword"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains("panicked"),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     o
 }
 
@@ -19,7 +27,10 @@ fn err(o: &Output) -> String {
 
 fn copy_word(src: &Path, dst: &Path, word: &str, n: usize) {
     std::fs::create_dir_all(dst.join(word)).unwrap();
-    let mut files: Vec<_> = std::fs::read_dir(src.join(word)).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(src.join(word))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     for f in files.iter().take(n) {
         std::fs::copy(f, dst.join(word).join(f.file_name().unwrap())).unwrap();
@@ -30,7 +41,16 @@ fn copy_word(src: &Path, dst: &Path, word: &str, n: usize) {
 fn digits_from_four_recordings_each_become_new_words() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("digits.safetensors");
-    let o = run(&["retrain", "--data", "assets/fsdd_jackson4", "--out", out.to_str().unwrap(), "--copies", "10", "--json"]);
+    let o = run(&[
+        "retrain",
+        "--data",
+        "assets/fsdd_jackson4",
+        "--out",
+        out.to_str().unwrap(),
+        "--copies",
+        "10",
+        "--json",
+    ]);
     assert!(o.status.success(), "{}", err(&o));
     let rep: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(rep["new_words"].as_array().unwrap().len(), 10);
@@ -43,7 +63,12 @@ fn digits_from_four_recordings_each_become_new_words() {
         let files: Vec<String> = ["zero", "three", "seven", "nine"]
             .iter()
             .enumerate()
-            .map(|(i, w)| fsdd.join(w).join(format!("{}_jackson_40.wav", [0, 3, 7, 9][i])).display().to_string())
+            .map(|(i, w)| {
+                fsdd.join(w)
+                    .join(format!("{}_jackson_40.wav", [0, 3, 7, 9][i]))
+                    .display()
+                    .to_string()
+            })
             .collect();
         let mut args = vec!["classify", "--json", "--model", out.to_str().unwrap()];
         args.extend(files.iter().map(String::as_str));
@@ -82,8 +107,17 @@ fn bad_example_folders_get_clear_messages() {
     copy_word(&root().join("assets/fsdd_jackson4"), &mixed, "two", 1);
     copy_word(&root().join("assets/fsdd_jackson4"), &mixed, "six", 3);
     std::fs::write(mixed.join("six/broken.wav"), b"RIFF....WAVE").unwrap();
-    spikeword::audio::wav::write_pcm16(&mixed.join("six/quiet.wav"), &vec![0.0; 16000], 16000).unwrap();
-    let o = run(&["retrain", "--data", mixed.to_str().unwrap(), "--out", o_, "--copies", "4"]);
+    spikeword::audio::wav::write_pcm16(&mixed.join("six/quiet.wav"), &vec![0.0; 16000], 16000)
+        .unwrap();
+    let o = run(&[
+        "retrain",
+        "--data",
+        mixed.to_str().unwrap(),
+        "--out",
+        o_,
+        "--copies",
+        "4",
+    ]);
     assert!(o.status.success(), "{}", err(&o));
     let e = err(&o);
     assert!(e.contains("single example"), "{e}");
@@ -98,17 +132,42 @@ fn the_base_model_is_never_overwritten() {
     let base = d.path().join("base.safetensors");
     std::fs::copy(root().join("models/gsc12.safetensors"), &base).unwrap();
     let before = std::fs::read(&base).unwrap();
-    let o = run(&["retrain", "--data", "assets/fsdd_jackson4", "--model", base.to_str().unwrap(), "--out", base.to_str().unwrap()]);
+    let o = run(&[
+        "retrain",
+        "--data",
+        "assets/fsdd_jackson4",
+        "--model",
+        base.to_str().unwrap(),
+        "--out",
+        base.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(err(&o).contains("is the base model"), "{}", err(&o));
     assert_eq!(std::fs::read(&base).unwrap(), before);
     // A base model of another format version.
     std::fs::write(&base, b"garbage").unwrap();
-    let o = run(&["retrain", "--data", "assets/fsdd_jackson4", "--model", base.to_str().unwrap(), "--out", d.path().join("n.safetensors").to_str().unwrap()]);
+    let o = run(&[
+        "retrain",
+        "--data",
+        "assets/fsdd_jackson4",
+        "--model",
+        base.to_str().unwrap(),
+        "--out",
+        d.path().join("n.safetensors").to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(err(&o).contains("not a spikeword model"));
     // No temporary files left behind by atomic writes.
-    let leftovers: Vec<_> = std::fs::read_dir(d.path()).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(".tmp")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(d.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains(".tmp")
+        })
+        .collect();
     assert!(leftovers.is_empty());
 }
 
@@ -121,14 +180,24 @@ fn record_cuts_utterances_out_of_a_long_recording() {
     x.iter_mut().for_each(|v| *v = r.normal() * 0.002);
     let mut long = x.clone();
     for w in ["yes", "stop"] {
-        let c = spikeword::load_wav(&root().join(format!("assets/clips/{w}_0.wav")), 16000).unwrap();
+        let c =
+            spikeword::load_wav(&root().join(format!("assets/clips/{w}_0.wav")), 16000).unwrap();
         long.extend(c);
         long.extend(x.iter());
     }
     let wav = d.path().join("long.wav");
     spikeword::audio::wav::write_pcm16(&wav, &long, 16000).unwrap();
     let dir = d.path().join("ex");
-    let o = run(&["record", "hello", "--input", wav.to_str().unwrap(), "--dir", dir.to_str().unwrap(), "--count", "5"]);
+    let o = run(&[
+        "record",
+        "hello",
+        "--input",
+        wav.to_str().unwrap(),
+        "--dir",
+        dir.to_str().unwrap(),
+        "--count",
+        "5",
+    ]);
     assert!(o.status.success(), "{}", err(&o));
     let n = std::fs::read_dir(dir.join("hello")).unwrap().count();
     assert_eq!(n, 2, "{}", String::from_utf8_lossy(&o.stdout));
@@ -137,7 +206,14 @@ fn record_cuts_utterances_out_of_a_long_recording() {
     // Nothing in a silent file.
     let silent = d.path().join("silent.wav");
     spikeword::audio::wav::write_pcm16(&silent, &vec![0.0; 48000], 16000).unwrap();
-    let o = run(&["record", "hello", "--input", silent.to_str().unwrap(), "--dir", dir.to_str().unwrap()]);
+    let o = run(&[
+        "record",
+        "hello",
+        "--input",
+        silent.to_str().unwrap(),
+        "--dir",
+        dir.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(err(&o).contains("no utterance"));
 }

@@ -278,7 +278,7 @@ pub fn open(device: Option<&str>, rate: u32) -> Result<LiveSource, AudioError> {
 
     let (feed, mut live) = channel(native_rate, rate)?;
     config.buffer_size = BufferSize::Fixed(period_frames(native_rate, supported.buffer_size()));
-    let stream = match build_any(&dev, format, config.clone(), feed.clone()) {
+    let stream = match build_any(&dev, format, config, feed.clone()) {
         Ok(s) => s,
         Err(_) => {
             // The device refused the small period: take its default.

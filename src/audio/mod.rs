@@ -5,8 +5,8 @@ pub mod live;
 #[cfg(feature = "mic")]
 pub mod mic;
 pub mod resample;
-pub mod vad;
 pub mod source;
+pub mod vad;
 pub mod wav;
 
 use std::path::Path;

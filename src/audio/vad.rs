@@ -104,7 +104,10 @@ impl Vad {
                 if self.quiet_frames > self.max_gap {
                     self.speech_start = None;
                     if self.speech_frames >= self.min_speech {
-                        return Some(Utterance { start, end: self.last_loud_end });
+                        return Some(Utterance {
+                            start,
+                            end: self.last_loud_end,
+                        });
                     }
                 }
             }
@@ -116,7 +119,10 @@ impl Vad {
     /// Ends the stream: an utterance still open is returned.
     pub fn finish(&mut self) -> Option<Utterance> {
         let start = self.speech_start.take()?;
-        (self.speech_frames >= self.min_speech).then_some(Utterance { start, end: self.last_loud_end })
+        (self.speech_frames >= self.min_speech).then_some(Utterance {
+            start,
+            end: self.last_loud_end,
+        })
     }
 }
 
@@ -162,7 +168,10 @@ mod tests {
         }
         found.extend(vad.finish());
         assert_eq!(found.len(), 2, "{found:?}");
-        assert!((found[0].start as i64 - 16000).abs() < 400 && (found[0].end as i64 - 24000).abs() < 400);
+        assert!(
+            (found[0].start as i64 - 16000).abs() < 400
+                && (found[0].end as i64 - 24000).abs() < 400
+        );
         let clip = centred_clip(&x, 0, &found[1], 16000);
         assert_eq!(clip.len(), 16000);
         // The burst sits in the middle.

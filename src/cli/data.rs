@@ -169,7 +169,11 @@ fn fetch(a: FetchArgs) -> Result<ExitCode> {
         } else {
             cmd.arg("-sS").stderr(Stdio::piped());
         }
-        cmd.arg("-o").arg(&part).arg(&a.url).stdin(Stdio::null()).stdout(Stdio::null());
+        cmd.arg("-o")
+            .arg(&part)
+            .arg(&a.url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
         let out = cmd.output().map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 anyhow::anyhow!("`curl` not found: install curl (apt-get install curl)")
@@ -180,9 +184,17 @@ fn fetch(a: FetchArgs) -> Result<ExitCode> {
         if !out.status.success() {
             let _ = std::fs::remove_file(&part);
             let stderr = String::from_utf8_lossy(&out.stderr);
-            let why = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).last().map(|l| format!(" ({l})")).unwrap_or_default();
+            let why = stderr
+                .lines()
+                .map(str::trim)
+                .rfind(|l| !l.is_empty())
+                .map(|l| format!(" ({l})"))
+                .unwrap_or_default();
             match out.status.code() {
-                Some(c) => bail!("download of {} failed: curl exited with code {c}{why}", a.url),
+                Some(c) => bail!(
+                    "download of {} failed: curl exited with code {c}{why}",
+                    a.url
+                ),
                 None => bail!("download of {} failed: curl was killed", a.url),
             }
         }

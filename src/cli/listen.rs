@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use spikeword::audio::live::{LiveSource, Recv, file_feed};
+use spikeword::audio::live::{Recv, file_feed};
 use spikeword::detect::Engine;
 
 use super::classify::Format;
@@ -40,18 +40,6 @@ pub struct Args {
 }
 
 #[cfg(feature = "mic")]
-fn open_mic(device: Option<&str>, rate: u32) -> Result<LiveSource> {
-    Ok(spikeword::audio::mic::open(device, rate)?)
-}
-
-#[cfg(not(feature = "mic"))]
-fn open_mic(_: Option<&str>, _: u32) -> Result<LiveSource> {
-    anyhow::bail!(
-        "this build has no microphone support: rebuild with `--features mic` (needs libasound2-dev), or use --input FILE"
-    )
-}
-
-#[cfg(feature = "mic")]
 fn list_devices() -> Result<()> {
     for d in spikeword::audio::mic::list_devices()? {
         println!("{d}");
@@ -80,7 +68,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let mut source = match &a.input {
         Some(p) => file_feed(p, fcfg.sample_rate, a.realtime, stop.clone())
             .with_context(|| p.display().to_string())?,
-        None => open_mic(a.device.as_deref(), fcfg.sample_rate)?,
+        None => super::open_mic(a.device.as_deref(), fcfg.sample_rate)?,
     };
     let format = if a.json { Format::Json } else { Format::Table };
     let mut engine = Engine::new(&model, a.det.config(fcfg.frame_rate()));

@@ -88,3 +88,16 @@ pub fn load_model(path: &Option<PathBuf>) -> Result<Model> {
         .unwrap_or_else(spikeword::model::default_model_path);
     Ok(Model::load(&p)?)
 }
+
+/// The microphone through the live path (feature `mic`).
+#[cfg(feature = "mic")]
+pub fn open_mic(device: Option<&str>, rate: u32) -> Result<spikeword::audio::live::LiveSource> {
+    Ok(spikeword::audio::mic::open(device, rate)?)
+}
+
+#[cfg(not(feature = "mic"))]
+pub fn open_mic(_: Option<&str>, _: u32) -> Result<spikeword::audio::live::LiveSource> {
+    anyhow::bail!(
+        "this build has no microphone support: rebuild with `--features mic` (needs libasound2-dev), or use --input FILE"
+    )
+}

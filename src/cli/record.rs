@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use spikeword::audio::live::{LiveSource, Recv, file_feed};
+use spikeword::audio::live::{Recv, file_feed};
 use spikeword::audio::vad::{Vad, centred_clip};
 use spikeword::audio::wav::write_pcm16;
 
@@ -32,16 +32,6 @@ pub struct Args {
     timeout: f64,
 }
 
-#[cfg(feature = "mic")]
-fn open_mic(device: Option<&str>, rate: u32) -> Result<LiveSource> {
-    Ok(spikeword::audio::mic::open(device, rate)?)
-}
-
-#[cfg(not(feature = "mic"))]
-fn open_mic(_: Option<&str>, _: u32) -> Result<LiveSource> {
-    bail!("this build has no microphone support: rebuild with `--features mic`, or use --input FILE")
-}
-
 pub fn run(a: Args) -> Result<ExitCode> {
     if a.word.is_empty() || a.word.contains(['/', '\\']) || a.word.starts_with('.') {
         bail!("'{}' cannot be a folder name", a.word);
@@ -54,8 +44,10 @@ pub fn run(a: Args) -> Result<ExitCode> {
     }
     let live = a.input.is_none();
     let mut source = match &a.input {
-        Some(p) => file_feed(p, rate, false, stop.clone()).with_context(|| p.display().to_string())?,
-        None => open_mic(a.device.as_deref(), rate)?,
+        Some(p) => {
+            file_feed(p, rate, false, stop.clone()).with_context(|| p.display().to_string())?
+        }
+        None => super::open_mic(a.device.as_deref(), rate)?,
     };
     let dir = a.dir.join(&a.word);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -71,10 +63,17 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let mut saved = 0;
     let meter = std::io::stderr().is_terminal();
     if live {
-        eprintln!("say \"{}\" {} times, pausing between them (Ctrl-C stops)", a.word, a.count);
+        eprintln!(
+            "say \"{}\" {} times, pausing between them (Ctrl-C stops)",
+            a.word, a.count
+        );
     }
     let mut buf = Vec::new();
-    let save = |history: &[f32], offset: usize, u: &spikeword::audio::vad::Utterance, n: &mut usize| -> Result<()> {
+    let save = |history: &[f32],
+                offset: usize,
+                u: &spikeword::audio::vad::Utterance,
+                n: &mut usize|
+     -> Result<()> {
         let clip = centred_clip(history, offset, u, rate as usize);
         let path = dir.join(format!("{n}.wav"));
         write_pcm16(&path, &clip, rate)?;
@@ -89,7 +88,10 @@ pub fn run(a: Args) -> Result<ExitCode> {
         Ok(())
     };
     loop {
-        if stop.load(Ordering::Relaxed) || saved >= a.count || total as f64 > a.timeout * rate as f64 {
+        if stop.load(Ordering::Relaxed)
+            || saved >= a.count
+            || total as f64 > a.timeout * rate as f64
+        {
             break;
         }
         buf.clear();
@@ -118,7 +120,13 @@ pub fn run(a: Args) -> Result<ExitCode> {
             let rms = (buf.iter().map(|v| v * v).sum::<f32>() / buf.len().max(1) as f32).sqrt();
             let db = 20.0 * rms.max(1e-5).log10();
             let bars = (((db + 60.0) / 60.0).clamp(0.0, 1.0) * 30.0) as usize;
-            eprint!("\r[{:<30}] {:>4.0} dB  {}/{}  ", "#".repeat(bars), db, saved, a.count);
+            eprint!(
+                "\r[{:<30}] {:>4.0} dB  {}/{}  ",
+                "#".repeat(bars),
+                db,
+                saved,
+                a.count
+            );
             let _ = std::io::stderr().flush();
         }
     }

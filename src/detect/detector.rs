@@ -43,6 +43,8 @@ pub struct Event {
     pub start: f64,
     pub end: f64,
     pub score: f32,
+    /// Stream time at which the event was decided (its latency is `emitted - end`).
+    pub emitted: f64,
 }
 
 struct Candidate {
@@ -131,23 +133,40 @@ impl Detector {
             .max_by(|a, b| a.1.total_cmp(b.1))
             .map(|(i, p)| (i, *p))
             .unwrap_or((0, 0.0));
-        for (a, (&p, &t)) in self.armed.iter_mut().zip(self.smoothed.iter().zip(&self.thresholds)) {
+        for (a, (&p, &t)) in self
+            .armed
+            .iter_mut()
+            .zip(self.smoothed.iter().zip(&self.thresholds))
+        {
             if p < t * 0.5 {
                 *a = true;
             }
         }
-        let above = self.reportable[top] && self.armed[top] && p >= self.thresholds[top] && frame >= self.quiet_until;
+        let above = self.reportable[top]
+            && self.armed[top]
+            && p >= self.thresholds[top]
+            && frame >= self.quiet_until;
         let mut out = None;
         if above {
             match &mut self.candidate {
                 // Rising, or a word overtaking a partial-window guess: keep the best.
                 Some(c) if top == c.class || p > c.peak => {
                     if p > c.peak {
-                        *c = Candidate { class: top, peak: p, peak_frame: frame };
+                        *c = Candidate {
+                            class: top,
+                            peak: p,
+                            peak_frame: frame,
+                        };
                     }
                 }
                 Some(_) => {}
-                None => self.candidate = Some(Candidate { class: top, peak: p, peak_frame: frame }),
+                None => {
+                    self.candidate = Some(Candidate {
+                        class: top,
+                        peak: p,
+                        peak_frame: frame,
+                    })
+                }
             }
         }
         if let Some(c) = &self.candidate
@@ -188,11 +207,14 @@ impl Detector {
             .unwrap_or(seg.len().saturating_sub(1));
         let frame_of = |idx: usize| (self.frame - len as u64 + idx as u64) as f64;
         let hop = 1.0 / self.frame_rate;
+        let ms = |t: f64| (t * 1000.0).round() / 1000.0;
         Event {
             word: self.labels[c.class].clone(),
-            start: frame_of(lo_idx + first) * hop,
-            end: (frame_of(lo_idx + last) + 1.0) * hop + 0.02,
+            start: ms(frame_of(lo_idx + first) * hop),
+            end: ms((frame_of(lo_idx + last) + 1.0) * hop + 0.02),
             score: c.peak,
+            // The frame just pushed ends (k·hop + window) into the stream.
+            emitted: ms((self.frame as f64 - 1.0) * hop + 0.03),
         }
     }
 }

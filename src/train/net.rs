@@ -9,16 +9,18 @@
 //! back onto a rebuilt module when training resumes.
 
 use burn::module::{Module, Param, ParamId};
-use burn::tensor::activation::sigmoid;
+use burn::tensor::activation::{log_softmax, sigmoid};
 use burn::tensor::module::conv1d;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::config::{NetworkConfig, Reset, Surrogate};
 use crate::snn::{Network, Readout, SpikingLayer};
 
 pub const BETA_MIN: f32 = 0.01;
-pub const BETA_MAX: f32 = 0.999;
+/// Longest membrane memory allowed: τ = 1/(1−β) = 20 frames (200 ms). Longer leaks let
+/// neurons integrate from the start of a clip, which a stream never has.
+pub const BETA_MAX: f32 = 0.95;
 pub const THRESHOLD_MIN: f32 = 0.05;
 
 #[derive(Module, Debug)]
@@ -56,6 +58,39 @@ fn param<const D: usize>(id: u64, data: TensorData, device: &Device) -> Param<Te
             t
         },
     )
+}
+
+/// Cross-entropy of the clip logits plus the firing-rate penalty: each layer's mean spike
+/// probability above `rate_target` costs `rate_weight` per unit.
+pub fn loss(
+    fwd: &Forward,
+    labels: Tensor<1, Int>,
+    rate_target: f32,
+    rate_weight: f32,
+) -> Tensor<1> {
+    let ce = log_softmax(fwd.logits.clone(), 1)
+        .gather(1, labels.unsqueeze_dim(1))
+        .mean()
+        .neg();
+    fwd.rates.iter().fold(ce, |l, r| {
+        l + r
+            .clone()
+            .sub_scalar(rate_target)
+            .clamp_min(0.0)
+            .mul_scalar(rate_weight)
+    })
+}
+
+/// Frames × channels (the engine's layout) → channels × frames (burn's conv layout).
+pub fn channels_first(x: &[f32], channels: usize) -> Vec<f32> {
+    let t = x.len() / channels.max(1);
+    let mut out = vec![0.0; x.len()];
+    for ti in 0..t {
+        for ci in 0..channels {
+            out[ci * t + ti] = x[ti * channels + ci];
+        }
+    }
+    out
 }
 
 /// The spike function with its surrogate derivative.
@@ -234,11 +269,18 @@ impl TrainNet {
         let y: Tensor<3> = y.reshape([b, t, n]).swap_dims(1, 2); // [B, N, T]
         let t0 = start.min(t.saturating_sub(1));
         let row = |f: &dyn Fn(usize) -> f32| -> Tensor<2> {
-            Tensor::from_data(TensorData::new((0..t).map(f).collect::<Vec<_>>(), [1, t]), &device)
+            Tensor::from_data(
+                TensorData::new((0..t).map(f).collect::<Vec<_>>(), [1, t]),
+                &device,
+            )
         };
-        let (e_start, e_end) = (row(&|u| t0.saturating_sub(u) as f32), row(&|u| (t - u) as f32));
+        let (e_start, e_end) = (
+            row(&|u| t0.saturating_sub(u) as f32),
+            row(&|u| (t - u) as f32),
+        );
         let ln_beta: Tensor<2> = self.readout_beta.val().log().unsqueeze_dim(1); // [N, 1]
-        let weights = ((ln_beta.clone() * e_start).exp() - (ln_beta * e_end).exp()).div_scalar((t - t0) as f32); // [N, T]
+        let weights = ((ln_beta.clone() * e_start).exp() - (ln_beta * e_end).exp())
+            .div_scalar((t - t0) as f32); // [N, T]
         let logits = (y * weights.unsqueeze::<3>())
             .sum_dim(2)
             .reshape([b, n])
@@ -364,11 +406,20 @@ mod tests {
         for (i, f) in x2.chunks(40).enumerate() {
             let o = net.step(&mut st, f, Mode::Dense);
             if i >= start {
-                sum.iter_mut().zip(o).for_each(|(s, v)| *s += v / (t - start) as f32);
+                sum.iter_mut()
+                    .zip(o)
+                    .for_each(|(s, v)| *s += v / (t - start) as f32);
             }
         }
-        let xt: Tensor<3> = Tensor::<2>::from_data(TensorData::new(x2, [t, 40]), &dev).swap_dims(0, 1).unsqueeze();
-        let got = tn.forward_from(xt, start).logits.into_data().try_to_vec::<f32>().unwrap();
+        let xt: Tensor<3> = Tensor::<2>::from_data(TensorData::new(x2, [t, 40]), &dev)
+            .swap_dims(0, 1)
+            .unsqueeze();
+        let got = tn
+            .forward_from(xt, start)
+            .logits
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         for (a, b) in got.iter().zip(&sum) {
             assert!((a - b).abs() < 1e-3, "{got:?} vs {sum:?}");
         }

@@ -512,7 +512,11 @@ pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainRep
     for e in &extra {
         if new_words.contains(&e.word) {
             for k in 0..(opts.copies / 4).max(1) {
-                jobs.push((e.samples.clone(), word_index(&e.word), if k == 0 { 0 } else { rng.next_u64() }));
+                jobs.push((
+                    e.samples.clone(),
+                    word_index(&e.word),
+                    if k == 0 { 0 } else { rng.next_u64() },
+                ));
             }
         }
     }
@@ -547,11 +551,25 @@ pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainRep
         &mut rng,
     );
     if opts.finetune_epochs > 0 {
-        finetune(&mut model, &jobs, &noise, &aug, opts.finetune_epochs, &mut rng)?;
+        finetune(
+            &mut model,
+            &jobs,
+            &noise,
+            &aug,
+            opts.finetune_epochs,
+            &mut rng,
+        )?;
     }
     // Validation features from the final network.
     let fitted = model.clone();
-    let vfeats = |x: &[f32]| features(&fitted, &mut MelFrame::new(&fitted.config.features), x, &betas);
+    let vfeats = |x: &[f32]| {
+        features(
+            &fitted,
+            &mut MelFrame::new(&fitted.config.features),
+            x,
+            &betas,
+        )
+    };
 
     // Report.
     let val_new: Vec<(usize, Sample)> = examples
@@ -671,12 +689,17 @@ fn finetune(
     rng: &mut Rng,
 ) -> Result<()> {
     use burn::optim::{AdamConfig, GradientsParams, grad_clipping::GradientClippingConfig};
-    use burn::tensor::{Device, Int, Tensor, TensorData, activation::log_softmax};
+    use burn::tensor::{Device, Int, Tensor, TensorData};
     let dev = Device::flex().autodiff();
     let mut tn = super::net::TrainNet::from_network(&model.net, &dev);
-    let mut optim = AdamConfig::new().with_grad_clipping(Some(GradientClippingConfig::Norm(1.0))).init();
+    let mut optim = AdamConfig::new()
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(1.0)))
+        .init();
     let rate = model.config.features.sample_rate;
-    let c = model.config.encoder.out_channels(model.config.features.n_mels);
+    let c = model
+        .config
+        .encoder
+        .out_channels(model.config.features.n_mels);
     let frozen = model.clone();
     let mut order: Vec<usize> = (0..jobs.len()).collect();
     for _ in 0..epochs {
@@ -686,26 +709,25 @@ fn finetune(
             let (x, _, _) = &jobs[*i];
             let y = augment::augment_wave(x, noise, aug, rate, &mut Rng::new(*seed));
             let (enc, _) = frozen.encode(&mut MelFrame::new(&frozen.config.features), &y);
-            let t = enc.len() / c;
-            let mut out = vec![0.0; enc.len()];
-            for ti in 0..t {
-                for ci in 0..c {
-                    out[ci * t + ti] = enc[ti * c + ci];
-                }
-            }
-            out
+            super::net::channels_first(&enc, c)
         });
         for (chunk, xs) in seeds.chunks(32).zip(inputs.chunks(32)) {
             let b = chunk.len();
             let t = xs[0].len() / c;
             let x: Tensor<3> = Tensor::from_data(TensorData::new(xs.concat(), [b, c, t]), &dev);
-            let y: Tensor<1, Int> = Tensor::from_data(TensorData::new(chunk.iter().map(|(i, _)| jobs[*i].1 as i64).collect::<Vec<_>>(), [b]), &dev);
+            let y: Tensor<1, Int> = Tensor::from_data(
+                TensorData::new(
+                    chunk
+                        .iter()
+                        .map(|(i, _)| jobs[*i].1 as i64)
+                        .collect::<Vec<_>>(),
+                    [b],
+                ),
+                &dev,
+            );
             let f = tn.forward(x);
-            let mut loss = log_softmax(f.logits, 1).gather(1, y.unsqueeze_dim(1)).mean().neg();
-            for r in f.rates {
-                loss = loss + r.sub_scalar(0.03).clamp_min(0.0).mul_scalar(2.0);
-            }
-            let grads = GradientsParams::from_grads(loss.backward(), &tn);
+            let l = super::net::loss(&f, y, 0.03, 4.0);
+            let grads = GradientsParams::from_grads(l.backward(), &tn);
             tn = optim.step(3e-4, tn, grads).clamp();
         }
     }

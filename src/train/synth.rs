@@ -214,7 +214,9 @@ pub fn synthesize(opts: &SynthOptions) -> Result<SynthReport> {
                 }
                 let voice = &voices[order[attempt % order.len()]];
                 attempt += 1;
-                if failures.get(&voice.speaker).copied().unwrap_or(0) >= 2 || failed_here.contains(&voice.speaker) {
+                if failures.get(&voice.speaker).copied().unwrap_or(0) >= 2
+                    || failed_here.contains(&voice.speaker)
+                {
                     continue;
                 }
                 // Every attempt draws the same number of values, so a failure does not
@@ -587,7 +589,8 @@ fn trim_silence(x: &[f32]) -> Option<Vec<f32>> {
         .map(|c| (c.iter().map(|v| v * v).sum::<f32>() / c.len() as f32).sqrt())
         .collect();
     let loudest = rms.iter().fold(0f32, |m, &r| m.max(r));
-    if !(loudest > 1e-3) {
+    // `loudest` is finite (samples are checked on decoding): compare directly.
+    if loudest <= 1e-3 {
         return None;
     }
     let threshold = (loudest * 0.01).max(1e-4);

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::optim::{AdamConfig, GradientsParams, grad_clipping::GradientClippingConfig};
-use burn::tensor::{Device, Int, Tensor, TensorData, activation::log_softmax};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::augment::{self, AugmentConfig};
@@ -223,16 +223,7 @@ fn make_example(
     }
     augment::spec_augment(&mut mel.data, n, &opts.augment, rng);
     let (enc, _) = encoding::encode_clip(&opts.encoder, &mel.data, n);
-    // frames × channels → channels × frames
-    let c = enc.len() / mel.n_frames().max(1);
-    let t = mel.n_frames();
-    let mut out = vec![0.0; enc.len()];
-    for ti in 0..t {
-        for ci in 0..c {
-            out[ci * t + ti] = enc[ti * c + ci];
-        }
-    }
-    out
+    super::net::channels_first(&enc, opts.encoder.out_channels(n))
 }
 
 /// Frames of left context per training example.
@@ -446,15 +437,12 @@ pub fn train_for(mut opts: TrainOptions, resume: bool, stop_after: Option<usize>
                 &device,
             );
             let fwd = tn.forward_from(x, context_frames(&opts));
-            let logp = log_softmax(fwd.logits.clone(), 1);
-            let ce = logp.gather(1, y.clone().unsqueeze_dim(1)).mean().neg();
-            let mut loss = ce;
-            let mut rates = 0f64;
-            for r in &fwd.rates {
-                rates += r.clone().into_scalar::<f32>() as f64;
-                let excess = r.clone().sub_scalar(opts.rate_target).clamp_min(0.0);
-                loss = loss + excess.mul_scalar(opts.rate_weight);
-            }
+            let loss = super::net::loss(&fwd, y, opts.rate_target, opts.rate_weight);
+            let rates: f64 = fwd
+                .rates
+                .iter()
+                .map(|r| r.clone().into_scalar::<f32>() as f64)
+                .sum();
             let loss_v = loss.clone().into_scalar::<f32>() as f64;
             if !loss_v.is_finite() {
                 bail!("loss became {loss_v} at epoch {epoch}: lower --lr");
