@@ -71,7 +71,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
             seed: a.seed,
             engines: vec!["espeak".into(), "flite".into(), "festival".into()],
         })?;
-        eprintln!("tts: {rep:?}");
+        eprintln!("tts: {} synthetic examples added for training", rep.total());
         extra.push(tmp.clone());
     }
     let opts = RetrainOptions {

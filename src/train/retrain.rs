@@ -356,14 +356,21 @@ pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainRep
     for e in &examples {
         *per_word.entry(e.word.clone()).or_insert(0) += 1;
     }
+    let few: Vec<String> = per_word
+        .iter()
+        .filter(|(_, n)| (2..5).contains(*n))
+        .map(|(w, n)| format!("{w} ({n})"))
+        .collect();
     for (w, n) in &per_word {
         if *n == 1 {
             warnings.push(format!("'{w}' has a single example: no validation possible and accuracy will be poor; record 5-10"));
-        } else if *n < 5 {
-            warnings.push(format!(
-                "'{w}' has only {n} examples; 5-10 per word work much better"
-            ));
         }
+    }
+    if !few.is_empty() {
+        warnings.push(format!(
+            "few examples for {}: 5-10 per word work much better",
+            few.join(", ")
+        ));
     }
 
     // The new model: same network, readout widened (old rows kept) or replaced.
@@ -426,7 +433,12 @@ pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainRep
         }
         for v in idx_by_word.values_mut() {
             rng.shuffle(v);
-            let k = v.len() / 5;
+            // One in five held out, at least one once a word has three examples.
+            let k = if v.len() >= 3 {
+                (v.len() / 5).max(1)
+            } else {
+                0
+            };
             for &i in v.iter().take(k) {
                 held[i] = true;
             }
