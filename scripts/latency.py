@@ -6,8 +6,9 @@ was emitted minus the end of the word (last 10 ms frame within 25 dB of the clip
 
     python3 scripts/latency.py [--bin target/release/spikeword]
 """
-import argparse, hashlib, json, os, re, struct, subprocess, tempfile, wave
+import argparse, json, os, subprocess, tempfile, wave
 import numpy as np
+from gsc_split import salted_split
 
 p = argparse.ArgumentParser()
 p.add_argument("--bin", default="target/release/spikeword")
@@ -15,13 +16,7 @@ p.add_argument("--gsc", default="../shared/data/speech_commands")
 p.add_argument("--n", type=int, default=60)
 a = p.parse_args()
 WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
-MAX = 2**27 - 1
 
-def split(name):
-    spk = re.sub(r"_nohash_.*$", "", name)
-    h = int(hashlib.sha1(("spikeword:" + spk).encode()).hexdigest(), 16)
-    pct = (h % (MAX + 1)) * (100.0 / MAX)
-    return "val" if pct < 10 else "test" if pct < 20 else "train"
 
 def read(path):
     with wave.open(path) as w:
@@ -30,7 +25,7 @@ def read(path):
 
 clips = []
 for w in WORDS:
-    names = sorted(n for n in os.listdir(os.path.join(a.gsc, w)) if split(n) == "test")
+    names = sorted(n for n in os.listdir(os.path.join(a.gsc, w)) if salted_split(n) == "test")
     clips += [(w, os.path.join(a.gsc, w, n)) for n in names[: a.n // len(WORDS)]]
 noise_dir = os.path.join(a.gsc, "_background_noise_")
 noise = read(os.path.join(noise_dir, sorted(os.listdir(noise_dir))[0])) * 0.3

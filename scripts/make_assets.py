@@ -7,17 +7,12 @@ the bundled model (`spikeword train --split-rule salted`), so no example was see
 training. Source: Google Speech Commands (Warden 2018), CC-BY-4.0.
 Run from the crate root: python3 scripts/make_assets.py
 """
-import hashlib, os, re, shutil, wave, struct, random
+import os, shutil, wave, struct, random
+from gsc_split import salted_split
 
 SRC = "../shared/data/speech_commands"
 WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
-MAX = 2**27 - 1
 
-def split(name):
-    spk = re.sub(r"_nohash_.*$", "", name)
-    h = int(hashlib.sha1(("spikeword:" + spk).encode()).hexdigest(), 16)
-    p = (h % (MAX + 1)) * (100.0 / MAX)
-    return "val" if p < 10 else "test" if p < 20 else "train"
 
 def read(path):
     with wave.open(path) as w:
@@ -35,13 +30,13 @@ lines = ["# Example clips", "", "Real clips of Google Speech Commands v0.02 (War
          "| file | original |", "|---|---|"]
 chosen = []
 for w in WORDS:
-    names = sorted(n for n in os.listdir(os.path.join(SRC, w)) if split(n) == "test")
+    names = sorted(n for n in os.listdir(os.path.join(SRC, w)) if salted_split(n) == "test")
     n = names[len(names) // 2]
     dst = f"assets/clips/{w}_0.wav"
     shutil.copyfile(os.path.join(SRC, w, n), dst)
     chosen.append((w, dst))
     lines.append(f"| {os.path.basename(dst)} | {w}/{n} |")
-noise_names = sorted(n for n in os.listdir(os.path.join(SRC, "_background_noise_")) if split(n) == "test")
+noise_names = sorted(n for n in os.listdir(os.path.join(SRC, "_background_noise_")) if salted_split(n) == "test")
 noise = read(os.path.join(SRC, "_background_noise_", noise_names[0]))
 lines.append(f"| (noise in demo_words.wav) | _background_noise_/{noise_names[0]} |")
 # demo_words.wav: 1 s noise, then yes/no/up/stop/go each followed by 1 s of noise.

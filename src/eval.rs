@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::audio::{fit_length, load_wav};
 use crate::config::SILENCE;
-use crate::features::MelFrame;
+use crate::features::with_mel_frame;
 use crate::model::{ClipOutput, Model};
 use crate::train::data::{Dataset, Split, label_index};
 
@@ -124,12 +124,7 @@ pub struct EvalReport {
 /// Classifies every clip; returns the report and the per-clip outputs.
 pub fn evaluate(model: &Model, data: &[LabeledAudio]) -> (EvalReport, Vec<ClipOutput>) {
     let outs = parallel_map(data, |a| {
-        thread_local! { static MF: std::cell::RefCell<Option<MelFrame>> = const { std::cell::RefCell::new(None) }; }
-        MF.with(|m| {
-            let mut m = m.borrow_mut();
-            let mf = m.get_or_insert_with(|| MelFrame::new(&model.config.features));
-            model.classify(mf, &a.samples)
-        })
+        with_mel_frame(&model.config.features, |mf| model.classify(mf, &a.samples))
     });
     (report(model, data, &outs), outs)
 }

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use spikeword::audio::fit_length;
 use spikeword::eval::parallel_map;
-use spikeword::features::MelFrame;
+use spikeword::features::{MelFrame, with_mel_frame};
 use spikeword::train::DeviceKind;
 use spikeword::{Model, load_wav};
 
@@ -83,7 +83,6 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let rate = model.config.features.sample_rate;
     let results: Vec<Result<Vec<f32>, String>> = match a.device {
         DeviceKind::Cpu => parallel_map(&files, |f| {
-            thread_local! { static MF: std::cell::RefCell<Option<MelFrame>> = const { std::cell::RefCell::new(None) }; }
             let x = load_wav(f, rate).map_err(|e| e.to_string())?;
             // Clips are classified whole; shorter than 1 s is padded, as in training.
             let x = if x.len() < rate as usize {
@@ -91,9 +90,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
             } else {
                 x
             };
-            Ok(MF.with(|m| {
-                let mut m = m.borrow_mut();
-                let mf = m.get_or_insert_with(|| MelFrame::new(&model.config.features));
+            Ok(with_mel_frame(&model.config.features, |mf| {
                 model.classify(mf, &x).probs
             }))
         }),

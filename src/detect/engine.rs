@@ -18,7 +18,8 @@ pub struct Engine<'m> {
     detector: Detector,
     mode: Mode,
     enc: Vec<f32>,
-    frames: Vec<Vec<f32>>,
+    /// Log-mel frames of the current push, flat (reused: no allocation per frame).
+    frames: Vec<f32>,
     /// Spikes fed into the network since the start.
     pub input_spikes: u64,
 }
@@ -51,8 +52,9 @@ impl<'m> Engine<'m> {
     pub fn push(&mut self, samples: &[f32], mut on_event: impl FnMut(Event)) {
         let mut frames = std::mem::take(&mut self.frames);
         frames.clear();
-        self.mel.push(samples, |f| frames.push(f.to_vec()));
-        for f in frames.iter_mut() {
+        self.mel.push(samples, |f| frames.extend_from_slice(f));
+        let n_mels = self.model.config.features.n_mels;
+        for f in frames.chunks_exact_mut(n_mels) {
             if let Some(e) = self.step_frame(f) {
                 on_event(e);
             }

@@ -97,6 +97,10 @@ impl MelFrame {
         }
     }
 
+    pub fn config(&self) -> &FeatureConfig {
+        &self.cfg
+    }
+
     /// Writes `n_mels` log-mel values of `samples` (length `win_length`) into `out`.
     pub fn compute(&mut self, samples: &[f32], out: &mut [f32]) {
         debug_assert_eq!(samples.len(), self.cfg.win_length);

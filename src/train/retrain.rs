@@ -19,7 +19,7 @@ use super::data::{Dataset, Split, SplitRule, label_index};
 use crate::audio::{fit_length, load_wav};
 use crate::config::{SILENCE, UNKNOWN};
 use crate::eval::{argmax, parallel_map};
-use crate::features::MelFrame;
+use crate::features::{MelFrame, with_mel_frame};
 use crate::model::Model;
 use crate::snn::{Mode, Readout};
 use crate::util::Rng;
@@ -538,15 +538,12 @@ pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainRep
     // Features depend only on the frozen spiking layers.
     let frozen = model.clone();
     let feats = |x: &[f32], seed: u64| {
-        thread_local! { static MF: std::cell::RefCell<Option<MelFrame>> = const { std::cell::RefCell::new(None) }; }
-        MF.with(|m| {
-            let mut m = m.borrow_mut();
-            let mf = m.get_or_insert_with(|| MelFrame::new(&frozen.config.features));
-            let y = if seed == 0 {
-                x.to_vec()
-            } else {
-                augment::augment_wave(x, &noise, &aug, rate, &mut Rng::new(seed))
-            };
+        let y = if seed == 0 {
+            x.to_vec()
+        } else {
+            augment::augment_wave(x, &noise, &aug, rate, &mut Rng::new(seed))
+        };
+        with_mel_frame(&frozen.config.features, |mf| {
             features(&frozen, mf, &y, &betas)
         })
     };
@@ -575,12 +572,9 @@ pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainRep
     // Validation features from the final network.
     let fitted = model.clone();
     let vfeats = |x: &[f32]| {
-        features(
-            &fitted,
-            &mut MelFrame::new(&fitted.config.features),
-            x,
-            &betas,
-        )
+        with_mel_frame(&fitted.config.features, |mf| {
+            features(&fitted, mf, x, &betas)
+        })
     };
 
     // Report.

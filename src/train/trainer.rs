@@ -19,7 +19,7 @@ use crate::audio::{fit_length, load_wav};
 use crate::config::{EncoderConfig, FeatureConfig, ModelConfig, NetworkConfig, SILENCE};
 use crate::encoding;
 use crate::eval::{evaluate, load_labeled, parallel_map};
-use crate::features::{MelFrame, Normalizer, log_mel_with};
+use crate::features::{MelFrame, Normalizer, log_mel_with, with_mel_frame};
 use crate::model::Model;
 use crate::snn::{Network, random_network};
 use crate::util::{Rng, atomic_write};
@@ -404,10 +404,7 @@ pub fn train_for(mut opts: TrainOptions, resume: bool, stop_after: Option<usize>
         let seeds: Vec<u64> = order.iter().map(|_| progress.rng.next_u64()).collect();
         let jobs: Vec<(usize, u64)> = order.iter().copied().zip(seeds).collect();
         let examples: Vec<Vec<f32>> = parallel_map(&jobs, |(c, s)| {
-            thread_local! { static MF: std::cell::RefCell<Option<MelFrame>> = const { std::cell::RefCell::new(None) }; }
-            MF.with(|m| {
-                let mut m = m.borrow_mut();
-                let mf = m.get_or_insert_with(|| MelFrame::new(&opts.features));
+            with_mel_frame(&opts.features, |mf| {
                 make_example(&set, *c, &opts, &norm, mf, &mut Rng::new(*s))
             })
         });
