@@ -124,6 +124,12 @@ pub struct NetworkConfig {
     /// to grow the readout weights to logit scale.
     #[serde(default = "one")]
     pub logit_scale: f32,
+    /// The clip decision averages the readout over the last `decision_frames` frames of a
+    /// clip only (0: all of them). With `decision_frames ≤ frames − receptive field`, no
+    /// decision frame sees past the clip's start through the convolutions, so a word's
+    /// decision inside a stream does not depend on what came before it.
+    #[serde(default)]
+    pub decision_frames: usize,
 }
 
 fn one() -> f32 {
@@ -142,11 +148,22 @@ impl Default for NetworkConfig {
             init_beta: 0.9,
             init_threshold: 1.0,
             logit_scale: 10.0,
+            decision_frames: 0,
         }
     }
 }
 
 impl NetworkConfig {
+    /// First frame of the clip decision for an input of `frames` frames whose first
+    /// `context` frames are context (not scored).
+    pub fn decision_start(&self, context: usize, frames: usize) -> usize {
+        if self.decision_frames > 0 && context + self.decision_frames < frames {
+            frames - self.decision_frames
+        } else {
+            context
+        }
+    }
+
     /// Frames of past input one output frame depends on.
     pub fn receptive_field(&self) -> usize {
         1 + self

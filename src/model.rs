@@ -231,6 +231,14 @@ impl Model {
     }
 
     /// Classifies one clip of samples at the model rate.
+    /// Frames of a 1 s clip the clip decision averages over: the detector's default
+    /// smoothing window, so that a stream's smoothed score equals the clip decision.
+    pub fn decision_window(&self) -> usize {
+        let f = &self.config.features;
+        let clip = (f.sample_rate as usize - f.win_length) / f.hop_length + 1;
+        clip - self.config.network.decision_start(0, clip)
+    }
+
     pub fn classify(&self, mf: &mut MelFrame, samples: &[f32]) -> ClipOutput {
         let (input, input_spikes) = self.encode(mf, samples);
         let (logits, st) = self.net.forward_clip(&input, Mode::Event);
@@ -246,10 +254,19 @@ impl Model {
 }
 
 pub fn softmax(x: &[f32]) -> Vec<f32> {
+    let mut out = vec![0.0; x.len()];
+    softmax_into(x, &mut out);
+    out
+}
+
+/// Softmax of `x` written into `out` (same length), without allocating.
+pub fn softmax_into(x: &[f32], out: &mut [f32]) {
     let m = x.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-    let e: Vec<f32> = x.iter().map(|v| (v - m).exp()).collect();
-    let s: f32 = e.iter().sum();
-    e.iter().map(|v| v / s).collect()
+    for (o, v) in out.iter_mut().zip(x) {
+        *o = (v - m).exp();
+    }
+    let s: f32 = out.iter().sum();
+    out.iter_mut().for_each(|o| *o /= s);
 }
 
 /// Where the default model lives: `$SPIKEWORD_MODEL`, else `models/gsc12.safetensors`

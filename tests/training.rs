@@ -68,6 +68,10 @@ fn options(data: &Path, run: &Path, epochs: usize) -> TrainOptions {
             time_mask: 0,
             context_s: 0.2,
         },
+        init: None,
+        dropout: 0.0,
+        word_head: 0.0,
+        word_head_exclude: vec![],
     }
 }
 
@@ -104,11 +108,17 @@ fn an_interrupted_run_resumes_exactly() {
         return;
     }
     let (a, b) = (d.path().join("a"), d.path().join("b"));
-    train(options(d.path(), &a, 3), false).unwrap();
+    // With spike dropout and the word head: their masks and weights must resume too.
+    let opts = |run: &Path| TrainOptions {
+        dropout: 0.1,
+        word_head: 0.5,
+        ..options(d.path(), run, 3)
+    };
+    train(opts(&a), false).unwrap();
     // Interrupted after 2 epochs, then resumed to the end.
-    train_for(options(d.path(), &b, 3), false, Some(2)).unwrap();
+    train_for(opts(&b), false, Some(2)).unwrap();
     assert!(!b.join("model.safetensors").exists());
-    train(options(d.path(), &b, 3), true).unwrap();
+    train(opts(&b), true).unwrap();
     let wa = std::fs::read(a.join("checkpoint.safetensors")).unwrap();
     let wb = std::fs::read(b.join("checkpoint.safetensors")).unwrap();
     let ma = spikeword::Model::from_bytes(&wa, "a").unwrap();

@@ -19,9 +19,9 @@ pub struct DetectorArgs {
     /// Per-word threshold, e.g. `--word-threshold yes=0.8` (repeatable).
     #[arg(long, value_parser = parse_kv)]
     pub word_threshold: Vec<(String, f32)>,
-    /// Smoothing window (seconds).
-    #[arg(long, default_value_t = 0.98)]
-    pub window: f32,
+    /// Smoothing window (seconds); by default the model's clip decision window.
+    #[arg(long)]
+    pub window: Option<f32>,
     /// No new event for this long after one (seconds): a word stays in the smoothing
     /// window for about a second, and its tail must not fire as another word.
     #[arg(long, default_value_t = 0.9)]
@@ -40,7 +40,9 @@ fn parse_kv(s: &str) -> Result<(String, f32), String> {
 impl DetectorArgs {
     pub fn config(&self, frame_rate: f32) -> DetectorConfig {
         DetectorConfig {
-            window: ((self.window * frame_rate).round() as usize).max(1),
+            window: self
+                .window
+                .map_or(0, |w| ((w * frame_rate).round() as usize).max(1)),
             threshold: self.threshold,
             thresholds: self.word_threshold.iter().cloned().collect(),
             refractory: (self.refractory * frame_rate).round() as usize,

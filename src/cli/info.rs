@@ -50,16 +50,38 @@ pub fn run(a: Args) -> Result<ExitCode> {
         n.surrogate
     );
     println!("parameters: {params}");
-    for key in [
-        "test_accuracy",
-        "test_firing_rate_hz",
-        "best_epoch",
-        "wall_time_s",
-        "date",
-    ] {
-        if let Some(v) = m.training.get(key) {
-            println!("{key:<12}{v}");
+    let t = &m.training;
+    let num = |k: &str| t.get(k).and_then(|v| v.as_f64());
+    if let Some(acc) = num("test_accuracy") {
+        println!(
+            "test:       {:.1} % on {} held-out clips, {:.2} Hz mean firing rate",
+            100.0 * acc,
+            num("test_clips").unwrap_or(0.0),
+            num("test_firing_rate_hz").unwrap_or(0.0)
+        );
+    }
+    if let Some(date) = t.get("date").and_then(|v| v.as_str()) {
+        let mut line = format!("trained:    {date}");
+        if let (Some(e), Some(b)) = (num("epochs"), num("best_epoch")) {
+            line += &format!(", {e} epochs (best {b})");
         }
+        if let Some(s) = num("wall_time_s") {
+            line += &format!(", {:.0} min", s / 60.0);
+        }
+        println!("{line}");
+    }
+    if let Some(r) = t.get("retrain") {
+        println!(
+            "retrained:  new words {}",
+            r["new_words"]
+                .as_array()
+                .map(|v| v
+                    .iter()
+                    .filter_map(|w| w.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "))
+                .unwrap_or_default()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

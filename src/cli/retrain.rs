@@ -28,9 +28,16 @@ pub struct Args {
     /// Also fine-tune the spiking layers at a low learning rate (slower; more adaptable).
     #[arg(long)]
     finetune: bool,
+    /// Synthetic clips per word and TTS engine with --tts.
+    #[arg(long, default_value_t = 4)]
+    tts_variants: usize,
     /// Epochs of fine-tuning with --finetune.
     #[arg(long, default_value_t = 2)]
     finetune_epochs: usize,
+    /// Largest share of held-out old-word clips the new words may take over (the new
+    /// words' biases are lowered until this holds).
+    #[arg(long, default_value_t = 0.01)]
+    max_old_drop: f64,
     /// Augmented copies per example.
     #[arg(long, default_value_t = 40)]
     copies: usize,
@@ -67,7 +74,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         let rep = spikeword::train::synth::synthesize(&spikeword::train::synth::SynthOptions {
             words,
             out: tmp.clone(),
-            variants: 4,
+            variants: a.tts_variants,
             seed: a.seed,
             engines: vec!["espeak".into(), "flite".into(), "festival".into()],
         })?;
@@ -83,6 +90,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         seed: a.seed,
         extra,
         finetune_epochs: if a.finetune { a.finetune_epochs } else { 0 },
+        max_old_drop: a.max_old_drop,
     };
     let result = retrain(&base, &opts);
     if a.tts {

@@ -80,6 +80,25 @@ pub struct Args {
     /// Continue the run in --run-dir from its last checkpoint.
     #[arg(long)]
     resume: bool,
+    /// Start from this model's weights (fine-tuning; architecture and labels are its own).
+    #[arg(long)]
+    init: Option<PathBuf>,
+    /// Spike dropout probability during training (robust, population-coded decisions).
+    #[arg(long, default_value_t = 0.0)]
+    dropout: f32,
+    /// Weight of a training-only word head (every word of the data its own class) that
+    /// keeps the features apart for words the task calls `_unknown_`; 0 = off.
+    #[arg(long, default_value_t = 0.0)]
+    word_head: f32,
+    /// Words the word head lumps together (comma separated), e.g. words kept new for a
+    /// retraining test.
+    #[arg(long, value_delimiter = ',')]
+    word_head_exclude: Vec<String>,
+    /// Decide on the last N frames of a clip only (0 = all 98); 35 or fewer keeps the
+    /// 640 ms receptive field of every decision frame inside the clip, so what came before
+    /// a word reaches its decision only through the (leaky) membranes.
+    #[arg(long, default_value_t = 0)]
+    decision_frames: usize,
     /// Stop after this many epochs of this invocation (resume later with --resume).
     #[arg(long)]
     stop_after: Option<usize>,
@@ -140,9 +159,14 @@ pub fn run(a: Args) -> Result<ExitCode> {
             reset: a.reset,
             surrogate: a.surrogate,
             surrogate_slope: a.surrogate_slope,
+            decision_frames: a.decision_frames,
             ..NetworkConfig::default()
         },
         augment,
+        init: a.init,
+        dropout: a.dropout,
+        word_head: a.word_head,
+        word_head_exclude: a.word_head_exclude,
     };
     let model = train_for(opts, a.resume, a.stop_after)?;
     if model.training.get("progress").is_some() {

@@ -7,11 +7,13 @@ use std::collections::{HashMap, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{SILENCE, UNKNOWN};
-use crate::model::softmax;
+use crate::model::softmax_into;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DetectorConfig {
-    /// Smoothing window in frames; 98 makes the smoothed score the offline clip decision.
+    /// Smoothing window in frames; 0 (the default) takes the model's clip decision window
+    /// (98 frames, or its `decision_frames`), which makes the smoothed score the offline
+    /// decision on the clip that ends at the current frame.
     pub window: usize,
     /// Probability a word needs to fire.
     pub threshold: f32,
@@ -26,7 +28,7 @@ pub struct DetectorConfig {
 impl Default for DetectorConfig {
     fn default() -> Self {
         DetectorConfig {
-            window: 98,
+            window: 0,
             threshold: 0.6,
             thresholds: HashMap::new(),
             hold: 20,
@@ -59,10 +61,16 @@ pub struct Detector {
     reportable: Vec<bool>,
     thresholds: Vec<f32>,
     frame_rate: f64,
-    history: VecDeque<Vec<f32>>,
+    /// The last `window` frames of scores, flat (`[window][classes]`), as a ring.
+    history: Vec<f32>,
+    /// Frames in `history` so far (up to `window`), and the slot the next frame goes to.
+    filled: usize,
+    slot: usize,
     sum: Vec<f64>,
-    /// log-energy per frame over the window, to place the word's start and end.
+    mean: Vec<f32>,
+    /// log-energy per frame over the last `span` frames, to place the word's start and end.
     energy: VecDeque<f32>,
+    span: usize,
     frame: u64,
     candidate: Option<Candidate>,
     quiet_until: u64,
@@ -73,7 +81,15 @@ pub struct Detector {
 }
 
 impl Detector {
-    pub fn new(labels: &[String], frame_rate: f32, cfg: DetectorConfig) -> Self {
+    pub fn new(labels: &[String], frame_rate: f32, mut cfg: DetectorConfig) -> Self {
+        // A 1 s clip's frames: the default window, and the least span searched for a
+        // word's start and end (a short decision window still hears the whole word).
+        let clip = ((0.98 * frame_rate).round() as usize).max(1);
+        if cfg.window == 0 {
+            cfg.window = clip;
+        }
+        let window = cfg.window;
+        let span = window.max(clip);
         let reportable = labels
             .iter()
             .map(|l| l != SILENCE && l != UNKNOWN)
@@ -87,9 +103,13 @@ impl Detector {
             reportable,
             thresholds,
             frame_rate: frame_rate as f64,
-            history: VecDeque::with_capacity(cfg.window + 1),
+            history: vec![0.0; window * labels.len()],
+            filled: 0,
+            slot: 0,
             sum: vec![0.0; labels.len()],
-            energy: VecDeque::with_capacity(cfg.window + 1),
+            mean: vec![0.0; labels.len()],
+            energy: VecDeque::with_capacity(span + 1),
+            span,
             frame: 0,
             candidate: None,
             quiet_until: 0,
@@ -106,23 +126,29 @@ impl Detector {
 
     /// Feeds one frame of scores (and its log-energy); returns an event when one completes.
     pub fn push(&mut self, scores: &[f32], log_energy: f32) -> Option<Event> {
-        self.history.push_back(scores.to_vec());
-        for (s, v) in self.sum.iter_mut().zip(scores) {
-            *s += *v as f64;
-        }
-        if self.history.len() > self.cfg.window {
-            let old = self.history.pop_front().expect("non-empty");
-            for (s, v) in self.sum.iter_mut().zip(&old) {
-                *s -= *v as f64;
+        // Ring of the last `window` frames: the slot written now holds the frame leaving.
+        let n_cls = self.sum.len();
+        let window = self.cfg.window;
+        let row = &mut self.history[self.slot * n_cls..(self.slot + 1) * n_cls];
+        let full = self.filled == window;
+        for ((s, old), v) in self.sum.iter_mut().zip(row.iter_mut()).zip(scores) {
+            if full {
+                *s -= *old as f64;
             }
+            *s += *v as f64;
+            *old = *v;
         }
+        self.slot = (self.slot + 1) % window;
+        self.filled = (self.filled + 1).min(window);
         self.energy.push_back(log_energy);
-        if self.energy.len() > self.cfg.window {
+        if self.energy.len() > self.span {
             self.energy.pop_front();
         }
-        let n = self.history.len() as f64;
-        let mean: Vec<f32> = self.sum.iter().map(|s| (s / n) as f32).collect();
-        self.smoothed = softmax(&mean);
+        let n = self.filled as f64;
+        for (m, s) in self.mean.iter_mut().zip(&self.sum) {
+            *m = (s / n) as f32;
+        }
+        softmax_into(&self.mean, &mut self.smoothed);
         let frame = self.frame;
         self.frame += 1;
 
@@ -191,7 +217,7 @@ impl Detector {
         let back = (now - c.peak_frame) as usize;
         let len = self.energy.len();
         let end_idx = len.saturating_sub(1 + back);
-        let lo_idx = end_idx.saturating_sub(self.cfg.window.saturating_sub(1));
+        let lo_idx = end_idx.saturating_sub(self.span.saturating_sub(1));
         let seg: Vec<f32> = self
             .energy
             .iter()

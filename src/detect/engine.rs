@@ -25,7 +25,10 @@ pub struct Engine<'m> {
 }
 
 impl<'m> Engine<'m> {
-    pub fn new(model: &'m Model, cfg: DetectorConfig) -> Self {
+    pub fn new(model: &'m Model, mut cfg: DetectorConfig) -> Self {
+        if cfg.window == 0 {
+            cfg.window = model.decision_window();
+        }
         let n = model.config.features.n_mels;
         let encoder = encoding::build(&model.config.encoder, n);
         Engine {

@@ -250,19 +250,23 @@ impl Network {
     }
 
     /// Runs a whole clip (frames × input channels) from a fresh state; returns the clip
-    /// logits (mean readout potential over time) and the final state (spike counts).
+    /// logits (mean readout potential over the decision frames, see
+    /// `NetworkConfig::decision_frames`) and the final state (spike counts).
     pub fn forward_clip(&self, input: &[f32], mode: Mode) -> (Vec<f32>, NetworkState) {
         let c_in = self.layers[0].c_in;
         let mut st = self.new_state();
         let mut sum = vec![0.0f32; self.n_classes()];
         let t = input.len() / c_in;
-        for frame in input.chunks_exact(c_in) {
+        let start = self.config.decision_start(0, t);
+        for (i, frame) in input.chunks_exact(c_in).enumerate() {
             let o = self.step(&mut st, frame, mode);
-            for (s, v) in sum.iter_mut().zip(o) {
-                *s += v;
+            if i >= start {
+                for (s, v) in sum.iter_mut().zip(o) {
+                    *s += v;
+                }
             }
         }
-        sum.iter_mut().for_each(|s| *s /= t.max(1) as f32);
+        sum.iter_mut().for_each(|s| *s /= (t - start).max(1) as f32);
         (sum, st)
     }
 }

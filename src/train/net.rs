@@ -38,6 +38,12 @@ pub struct TrainNet {
     pub readout_w: Param<Tensor<2>>,
     pub readout_b: Param<Tensor<1>>,
     pub readout_beta: Param<Tensor<1>>,
+    /// Optional word head for training only: a linear classifier of every vocabulary word
+    /// on the last layer's mean spike rates (`[C, words]`, `[words]`). Its loss asks the
+    /// spiking layers to tell apart the words the 12-class task lumps into `_unknown_`,
+    /// for features that carry over to new words. Not part of the shipped network.
+    pub word_w: Option<Param<Tensor<2>>>,
+    pub word_b: Option<Param<Tensor<1>>>,
     #[module(skip)]
     pub cfg: NetworkConfig,
 }
@@ -46,6 +52,20 @@ pub struct TrainNet {
 pub struct Forward {
     pub logits: Tensor<2>,
     pub rates: Vec<Tensor<1>>,
+    /// Word-head logits `[B, words]` when the module has a word head.
+    pub word_logits: Option<Tensor<2>>,
+}
+
+/// Ids of the word head's parameters (apart from the network's `2..`).
+const WORD_W_ID: u64 = 1_000_001;
+const WORD_B_ID: u64 = 1_000_002;
+
+/// Mean cross-entropy of `logits` `[B, N]` against class indices.
+pub fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
+    log_softmax(logits, 1)
+        .gather(1, labels.unsqueeze_dim(1))
+        .mean()
+        .neg()
 }
 
 fn param<const D: usize>(id: u64, data: TensorData, device: &Device) -> Param<Tensor<D>> {
@@ -68,10 +88,7 @@ pub fn loss(
     rate_target: f32,
     rate_weight: f32,
 ) -> Tensor<1> {
-    let ce = log_softmax(fwd.logits.clone(), 1)
-        .gather(1, labels.unsqueeze_dim(1))
-        .mean()
-        .neg();
+    let ce = cross_entropy(fwd.logits.clone(), labels);
     fwd.rates.iter().fold(ce, |l, r| {
         l + r
             .clone()
@@ -155,7 +172,27 @@ impl TrainNet {
                 TensorData::new(r.beta.clone(), [r.n_classes]),
                 device,
             ),
+            word_w: None,
+            word_b: None,
             cfg: net.config.clone(),
+        }
+    }
+
+    /// Adds the word head with weights `w` (`[C, words]`, row-major) and biases `b`.
+    pub fn with_word_head(mut self, w: Vec<f32>, b: Vec<f32>, device: &Device) -> Self {
+        let words = b.len();
+        let c = w.len() / words.max(1);
+        self.word_w = Some(param(WORD_W_ID, TensorData::new(w, [c, words]), device));
+        self.word_b = Some(param(WORD_B_ID, TensorData::new(b, [words]), device));
+        self
+    }
+
+    /// The word head's weights and biases (for checkpoints).
+    pub fn word_head(&self) -> Option<(Vec<f32>, Vec<f32>)> {
+        let v = |d: TensorData| d.try_to_vec::<f32>().expect("f32 tensor");
+        match (&self.word_w, &self.word_b) {
+            (Some(w), Some(b)) => Some((v(w.val().into_data()), v(b.val().into_data()))),
+            _ => None,
         }
     }
 
@@ -204,13 +241,29 @@ impl TrainNet {
 
     /// `x`: `[B, C_in, T]` network input (encoded frames).
     pub fn forward(&self, x: Tensor<3>) -> Forward {
-        self.forward_from(x, 0)
+        let t = x.dims()[2];
+        self.forward_from(x, self.cfg.decision_start(0, t))
     }
 
     /// As `forward`, but the clip decision averages the readout over frames `start..T`
     /// only (the frames before are context). Firing rates still cover all frames.
     pub fn forward_from(&self, x: Tensor<3>, start: usize) -> Forward {
+        self.forward_train(x, start, None)
+    }
+
+    /// As `forward_from`, with spike dropout during training: `Some((p, seed))` drops each
+    /// spike with probability `p` (survivors scaled by 1/(1−p)) before it reaches the next
+    /// layer or the readout, so that decisions rest on many spikes rather than a few exact
+    /// ones (a single flipped spike otherwise cascades through the layers). The masks come
+    /// from `seed`, so a resumed run repeats them.
+    pub fn forward_train(
+        &self,
+        x: Tensor<3>,
+        start: usize,
+        dropout: Option<(f32, u64)>,
+    ) -> Forward {
         let device = x.device();
+        let mut rng = dropout.map(|(_, seed)| crate::util::Rng::new(seed));
         let k = self.cfg.kernel;
         let mut h = x;
         let mut rates = Vec::with_capacity(self.layers.len());
@@ -255,7 +308,29 @@ impl TrainNet {
             }
             h = Tensor::stack(spikes, 2);
             rates.push(h.clone().mean());
+            if let (Some((p, _)), Some(rng)) = (dropout, rng.as_mut()) {
+                let dims = h.dims();
+                let keep = 1.0 / (1.0 - p);
+                let mask: Vec<f32> = (0..dims.iter().product::<usize>())
+                    .map(|_| if rng.uniform() < p { 0.0 } else { keep })
+                    .collect();
+                h = h * Tensor::from_data(TensorData::new(mask, dims), &device);
+            }
         }
+        let word_logits = match (&self.word_w, &self.word_b) {
+            (Some(w), Some(b)) => {
+                let [bb, c, t] = h.dims();
+                let t0 = start.min(t.saturating_sub(1));
+                let rates: Tensor<2> = h
+                    .clone()
+                    .narrow(2, t0, t - t0)
+                    .mean_dim(2)
+                    .reshape([bb, c])
+                    .mul_scalar(self.cfg.logit_scale);
+                Some(rates.matmul(w.val()) + b.val().unsqueeze())
+            }
+            _ => None,
+        };
         // Readout y_t = W s_t + b, then the leaky integrator o_t = β o_{t−1} + (1−β) y_t.
         // The mean of o_t over frames t0..T has a closed form:
         //   Σ_u y_u (β^max(t0−u, 0) − β^(T−u)) / (T − t0).
@@ -285,7 +360,11 @@ impl TrainNet {
             .sum_dim(2)
             .reshape([b, n])
             .mul_scalar(self.cfg.logit_scale);
-        Forward { logits, rates }
+        Forward {
+            logits,
+            rates,
+            word_logits,
+        }
     }
 
     /// Keeps leaks in (0, 1) and thresholds positive after an optimiser step.
@@ -411,7 +490,7 @@ mod tests {
                     .for_each(|(s, v)| *s += v / (t - start) as f32);
             }
         }
-        let xt: Tensor<3> = Tensor::<2>::from_data(TensorData::new(x2, [t, 40]), &dev)
+        let xt: Tensor<3> = Tensor::<2>::from_data(TensorData::new(x2.clone(), [t, 40]), &dev)
             .swap_dims(0, 1)
             .unsqueeze();
         let got = tn
@@ -422,6 +501,22 @@ mod tests {
             .unwrap();
         for (a, b) in got.iter().zip(&sum) {
             assert!((a - b).abs() < 1e-3, "{got:?} vs {sum:?}");
+        }
+        // A decision over the last frames only: the same in both executions.
+        let mut late = net.clone();
+        late.config.decision_frames = 30;
+        let (want, _) = late.forward_clip(&x2, Mode::Dense);
+        let xt: Tensor<3> = Tensor::<2>::from_data(TensorData::new(x2.clone(), [t, 40]), &dev)
+            .swap_dims(0, 1)
+            .unsqueeze();
+        let got = TrainNet::from_network(&late, &dev)
+            .forward(xt)
+            .logits
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        for (a, b) in got.iter().zip(&want) {
+            assert!((a - b).abs() < 1e-3, "{got:?} vs {want:?}");
         }
         // And the round trip through burn keeps every weight.
         let back = tn.to_network();

@@ -8,7 +8,7 @@
 //! unknown words and noise, so the old words do not degrade and the new ones do not
 //! fire on everything. No burn graph is needed, which is why it takes seconds.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -39,6 +39,9 @@ pub struct RetrainOptions {
     /// Then fine-tune the spiking layers too (burn, low learning rate) for this many
     /// epochs over the same examples and replay; 0 keeps them frozen.
     pub finetune_epochs: usize,
+    /// Largest share of held-out old-class clips (Speech Commands validation speakers) the
+    /// new words may take over; the new words' biases are lowered until this holds.
+    pub max_old_drop: f64,
 }
 
 /// A user's example: samples at the model rate, word and speaker.
@@ -64,6 +67,8 @@ pub struct RetrainReport {
     /// Share of held-out unknown words / noise clips taken for one of the new words.
     pub false_accept_unknown: Option<f64>,
     pub false_accept_noise: Option<f64>,
+    /// Logit offset taken off the new words to keep the old classes (0: none needed).
+    pub new_word_bias_shift: f32,
     pub warnings: Vec<String>,
     pub seconds: f64,
 }
@@ -179,13 +184,15 @@ fn centre(x: &[f32], len: usize) -> Vec<f32> {
 }
 
 /// Time-weighted spike counts of the last spiking layer: the readout's input, one vector
-/// per distinct readout leak (`weights[t] = (1 − β^(T−t)) / T`).
+/// per distinct readout leak. The mean leaky readout over decision frames `t0..T` weighs
+/// the spikes of frame `u` by `(β^max(t0−u, 0) − β^(T−u)) / (T − t0)`.
 fn features(model: &Model, mf: &mut MelFrame, x: &[f32], betas: &[f32]) -> Vec<Vec<f32>> {
     let (input, _) = model.encode(mf, x);
     let net = &model.net;
     let c_in = net.layers[0].c_in;
     let t = input.len() / c_in;
     let mut st = net.new_state();
+    let t0 = net.config.decision_start(0, t);
     let last = net.layers.len() - 1;
     let c = net.readout.c_in;
     // One extra entry per set: Σ_t weights[t], the factor the bias gets.
@@ -194,7 +201,8 @@ fn features(model: &Model, mf: &mut MelFrame, x: &[f32], betas: &[f32]) -> Vec<V
         net.step(&mut st, frame, Mode::Event);
         let spikes = st.layer_output(last);
         for (bi, &b) in betas.iter().enumerate() {
-            let w = (1.0 - b.powi((t - ti) as i32)) / t as f32;
+            let w =
+                (b.powi(t0.saturating_sub(ti) as i32) - b.powi((t - ti) as i32)) / (t - t0) as f32;
             for (o, s) in out[bi].iter_mut().zip(spikes) {
                 *o += w * s;
             }
@@ -212,6 +220,7 @@ struct Sample {
 /// Softmax regression of the readout rows `w[c]` (`[in]`) and biases on fixed features.
 fn fit_readout(
     readout: &mut Readout,
+    trainable: &[bool],
     beta_index: &[usize],
     train: &[Sample],
     epochs: usize,
@@ -278,12 +287,15 @@ fn fit_readout(
             step += 1;
             let (c1, c2) = (1.0 - b1.powi(step), 1.0 - b2.powi(step));
             for k in 0..w.len() {
+                if !trainable[k / n_in] {
+                    continue;
+                }
                 let g = gw[k] + 1e-4 * w[k];
                 mw[k] = b1 * mw[k] + (1.0 - b1) * g;
                 vw[k] = b2 * vw[k] + (1.0 - b2) * g * g;
                 w[k] -= lr * (mw[k] / c1) / ((vw[k] / c2).sqrt() + 1e-8);
             }
-            for c in 0..n_cls {
+            for c in (0..n_cls).filter(|&c| trainable[c]) {
                 mb[c] = b1 * mb[c] + (1.0 - b1) * gb[c];
                 vb[c] = b2 * vb[c] + (1.0 - b2) * gb[c] * gb[c];
                 b[c] -= lr * (mb[c] / c1) / ((vb[c] / c2).sqrt() + 1e-8);
@@ -298,9 +310,9 @@ fn fit_readout(
     readout.bias = b;
 }
 
-fn predict(model: &Model, s: &Sample, beta_index: &[usize]) -> usize {
+fn logits(model: &Model, s: &Sample, beta_index: &[usize]) -> Vec<f32> {
     let r = &model.net.readout;
-    let logits: Vec<f32> = (0..r.n_classes)
+    (0..r.n_classes)
         .map(|c| {
             let f = &s.feats[beta_index[c]];
             (0..r.c_in)
@@ -308,8 +320,53 @@ fn predict(model: &Model, s: &Sample, beta_index: &[usize]) -> usize {
                 .sum::<f32>()
                 + r.bias[c] * f[r.c_in]
         })
+        .collect()
+}
+
+fn predict(model: &Model, s: &Sample, beta_index: &[usize]) -> usize {
+    argmax(&logits(model, s, beta_index))
+}
+
+/// Lowers the new classes' biases (all by the same logit offset) until at most
+/// `max_drop` of the held-out old-class clips that the old rows alone get right are taken
+/// over by a new word. Returns the offset applied (0 when none was needed).
+fn guard_old_classes(
+    model: &mut Model,
+    beta_index: &[usize],
+    old_clips: &[&Sample],
+    new_idx: &HashSet<usize>,
+    max_drop: f64,
+) -> f32 {
+    // How far above the true class the best new word is, for each clip the old rows get right.
+    let mut over: Vec<f32> = old_clips
+        .iter()
+        .filter_map(|s| {
+            let z = logits(model, s, beta_index);
+            let best = |new: bool| {
+                z.iter()
+                    .enumerate()
+                    .filter(|(c, _)| new_idx.contains(c) == new)
+                    .map(|(c, v)| (c, *v))
+                    .max_by(|a, b| a.1.total_cmp(&b.1))
+            };
+            let (old_c, _) = best(false)?;
+            let (_, new_z) = best(true)?;
+            (old_c == s.label).then_some(new_z - z[s.label])
+        })
         .collect();
-    argmax(&logits)
+    over.sort_by(|a, b| b.total_cmp(a));
+    let allowed = (max_drop * old_clips.len() as f64).floor() as usize;
+    let shift = match over.get(allowed) {
+        Some(&d) if d >= 0.0 => d + 1e-4,
+        _ => return 0.0,
+    };
+    // logit_c = w_c·f + b_c·Σweights: a bias change moves the logit by Σweights times it.
+    let r = &mut model.net.readout;
+    for &c in new_idx {
+        let sum_w = old_clips[0].feats[beta_index[c]][r.c_in].max(1e-6);
+        r.bias[c] -= shift / sum_w;
+    }
+    shift
 }
 
 /// Retrains `base` on the examples; returns the new model and the report.
@@ -427,7 +484,7 @@ pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainRep
         }
         validation_by = format!("held-out speaker '{pick}'");
     } else {
-        let mut idx_by_word: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut idx_by_word: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (i, e) in examples.iter().enumerate() {
             idx_by_word.entry(&e.word).or_default().push(i);
         }
@@ -458,7 +515,7 @@ pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainRep
             let ds = Dataset::scan(dir, &rule)?;
             noise = ds.noise_for(Split::Train).iter().take(60).filter_map(|p| load_wav(p, rate).ok()).collect();
             let unk = labels.iter().position(|l| l == UNKNOWN);
-            let mut by_class: HashMap<usize, Vec<(PathBuf, Split)>> = HashMap::new();
+            let mut by_class: BTreeMap<usize, Vec<(PathBuf, Split)>> = BTreeMap::new();
             for c in &ds.clips {
                 if new_words.contains(&c.word) {
                     continue;
@@ -475,7 +532,7 @@ pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainRep
                 let (mut nt, mut nv) = (0, 0);
                 for (p, s) in v {
                     let is_val = s == Split::Validation;
-                    if (is_val && nv < 20) || (!is_val && nt < 60) {
+                    if (is_val && nv < 60) || (!is_val && nt < 60) {
                         if is_val { nv += 1 } else { nt += 1 }
                         jobs.push((p, l, is_val));
                     }
@@ -551,8 +608,15 @@ pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainRep
         feats: feats(x, *s),
         label: *l,
     });
+    // The old words keep their readout rows: only the new rows are fitted (with the old
+    // classes and the replay as the competition), so old-vs-old decisions stay the base's.
+    let trainable: Vec<bool> = labels
+        .iter()
+        .map(|l| opts.replace || opts.finetune_epochs > 0 || !old.contains(l))
+        .collect();
     fit_readout(
         &mut model.net.readout,
+        &trainable,
         &beta_index,
         &train,
         opts.epochs,
@@ -592,16 +656,6 @@ pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainRep
             )
         })
         .collect();
-    let new_idx: HashSet<usize> = new_words.iter().map(|w| word_index(w)).collect();
-    let acc = |v: &[(usize, Sample)]| -> Option<f64> {
-        (!v.is_empty()).then(|| {
-            v.iter()
-                .filter(|(_, s)| predict(&model, s, &beta_index) == s.label)
-                .count() as f64
-                / v.len() as f64
-        })
-    };
-    let validation_accuracy = acc(&val_new);
     let rv: Vec<(&str, Sample)> = replay_val
         .iter()
         .map(|(x, l, k)| {
@@ -614,6 +668,28 @@ pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainRep
             )
         })
         .collect();
+    let new_idx: HashSet<usize> = new_words.iter().map(|w| word_index(w)).collect();
+    let guard_shift = if opts.replace {
+        0.0
+    } else {
+        let samples: Vec<&Sample> = rv.iter().map(|(_, s)| s).collect();
+        guard_old_classes(
+            &mut model,
+            &beta_index,
+            &samples,
+            &new_idx,
+            opts.max_old_drop,
+        )
+    };
+    let acc = |v: &[(usize, Sample)]| -> Option<f64> {
+        (!v.is_empty()).then(|| {
+            v.iter()
+                .filter(|(_, s)| predict(&model, s, &beta_index) == s.label)
+                .count() as f64
+                / v.len() as f64
+        })
+    };
+    let validation_accuracy = acc(&val_new);
     let old_v: Vec<(usize, Sample)> = rv
         .iter()
         .filter(|(k, _)| *k == "old")
@@ -671,6 +747,7 @@ pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainRep
         old_accuracy: acc(&old_v),
         false_accept_unknown: fa("unknown"),
         false_accept_noise: fa("noise"),
+        new_word_bias_shift: guard_shift,
         warnings,
         seconds: t0.elapsed().as_secs_f64(),
     };

@@ -62,6 +62,20 @@ pub struct TrainOptions {
     pub encoder: EncoderConfig,
     pub network: NetworkConfig,
     pub augment: AugmentConfig,
+    /// Start from this trained model's weights and normaliser (fine-tuning).
+    #[serde(default)]
+    pub init: Option<PathBuf>,
+    /// Spike dropout probability during training (see `TrainNet::forward_train`).
+    #[serde(default)]
+    pub dropout: f32,
+    /// Weight of the word-head loss (every word of the data its own class, see
+    /// `TrainNet::word_w`); 0 = no word head.
+    #[serde(default)]
+    pub word_head: f32,
+    /// Words the word head lumps into one "other" class (e.g. words kept unseen for a
+    /// later retraining test).
+    #[serde(default)]
+    pub word_head_exclude: Vec<String>,
 }
 
 /// What a checkpoint carries besides weights and optimiser state.
@@ -73,6 +87,9 @@ struct Progress {
     best_epoch: usize,
     elapsed_s: f64,
     options: TrainOptions,
+    /// Word-head weights and biases (training-only parameters, kept for resuming).
+    #[serde(default)]
+    word_head: Option<(Vec<f32>, Vec<f32>)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -91,6 +108,10 @@ pub struct EpochLog {
 /// Training clips in memory, grouped by class.
 struct TrainSet {
     by_class: Vec<Vec<Vec<f32>>>,
+    /// Word-head class of each clip of `by_class`.
+    word_of: Vec<Vec<usize>>,
+    /// Word-head classes: the vocabulary, then "other" (excluded words), then silence.
+    words: Vec<String>,
     noise: Vec<Vec<f32>>,
     silence_class: Option<usize>,
 }
@@ -100,21 +121,36 @@ fn load_train_set(
     extra: &[Dataset],
     labels: &[String],
     rate: u32,
+    word_head_exclude: &[String],
 ) -> Result<TrainSet> {
     let len = rate as usize;
     let clips: Vec<_> = ds
         .split(Split::Train)
         .chain(extra.iter().flat_map(|d| d.clips.iter()))
-        .filter_map(|c| label_index(labels, &c.word).map(|l| (c.path.clone(), l)))
+        .filter_map(|c| label_index(labels, &c.word).map(|l| (c.path.clone(), l, &c.word)))
         .collect();
-    let loaded = parallel_map(&clips, |(p, l)| {
-        load_wav(p, rate).map(|x| (fit_length(&x, len), *l))
+    let mut words: Vec<String> = clips
+        .iter()
+        .map(|(_, _, w)| w.to_string())
+        .filter(|w| !word_head_exclude.contains(w))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let other = words.len();
+    words.extend(["_other_".to_string(), SILENCE.to_string()]);
+    let loaded = parallel_map(&clips, |(p, l, w)| {
+        let wi = words.iter().position(|x| x == *w).unwrap_or(other);
+        load_wav(p, rate).map(|x| (fit_length(&x, len), *l, wi))
     });
     let mut by_class = vec![Vec::new(); labels.len()];
+    let mut word_of = vec![Vec::new(); labels.len()];
     let mut bad = 0;
     for r in loaded {
         match r {
-            Ok((x, l)) => by_class[l].push(x),
+            Ok((x, l, wi)) => {
+                by_class[l].push(x);
+                word_of[l].push(wi);
+            }
             Err(_) => bad += 1,
         }
     }
@@ -134,6 +170,8 @@ fn load_train_set(
     }
     Ok(TrainSet {
         by_class,
+        word_of,
+        words,
         noise,
         silence_class,
     })
@@ -173,16 +211,19 @@ fn make_example(
     norm: &Normalizer,
     mf: &mut MelFrame,
     rng: &mut Rng,
-) -> Vec<f32> {
+) -> (Vec<f32>, usize) {
     let len = opts.features.sample_rate as usize;
     let hop = opts.features.hop_length;
     let ctx_frames = context_frames(opts);
+    let mut word = set.words.len() - 1;
     let mut wave = if Some(class) == set.silence_class {
         augment::silence_clip(&set.noise, len, rng)
     } else {
         let pool = &set.by_class[class];
+        let i = rng.below(pool.len());
+        word = set.word_of[class][i];
         augment::augment_wave(
-            &pool[rng.below(pool.len())],
+            &pool[i],
             &set.noise,
             &opts.augment,
             opts.features.sample_rate,
@@ -223,7 +264,10 @@ fn make_example(
     }
     augment::spec_augment(&mut mel.data, n, &opts.augment, rng);
     let (enc, _) = encoding::encode_clip(&opts.encoder, &mel.data, n);
-    super::net::channels_first(&enc, opts.encoder.out_channels(n))
+    (
+        super::net::channels_first(&enc, opts.encoder.out_channels(n)),
+        word,
+    )
 }
 
 /// Frames of left context per training example.
@@ -307,7 +351,7 @@ pub fn train_for(mut opts: TrainOptions, resume: bool, stop_after: Option<usize>
         .collect::<Result<_>>()?;
     let labels = task_labels(opts.task, Some(&ds));
     let rate = opts.features.sample_rate;
-    let set = load_train_set(&ds, &extra, &labels, rate)?;
+    let set = load_train_set(&ds, &extra, &labels, rate, &opts.word_head_exclude)?;
     let (val, _) = load_labeled(&ds, Some(Split::Validation), &labels, rate);
     eprintln!(
         "data: {} training clips ({} per class: {}), {} validation clips, {} noise files; loaded in {:.1}s",
@@ -330,6 +374,37 @@ pub fn train_for(mut opts: TrainOptions, resume: bool, stop_after: Option<usize>
             m.net,
             p,
         ),
+        None if opts.init.is_some() => {
+            let path = opts.init.clone().expect("checked");
+            let m = Model::load(&path)?;
+            if m.labels() != labels.as_slice() {
+                bail!(
+                    "--init {}: its labels ({}) are not this task's ({})",
+                    path.display(),
+                    m.labels().join(","),
+                    labels.join(",")
+                );
+            }
+            // The architecture and front end are the initial model's.
+            opts.features = m.config.features.clone();
+            opts.encoder = m.config.encoder.clone();
+            opts.network = m.config.network.clone();
+            let p = Progress {
+                epoch: 0,
+                rng: Rng::new(opts.seed),
+                best_val: -1.0,
+                best_epoch: 0,
+                elapsed_s: 0.0,
+                options: opts.clone(),
+                word_head: None,
+            };
+            (
+                m.config.norm_mean.clone(),
+                m.config.norm_std.clone(),
+                m.net,
+                p,
+            )
+        }
         None => {
             let (mean, std) = band_stats(&set, &opts.features);
             let c_in = opts.encoder.out_channels(opts.features.n_mels);
@@ -357,6 +432,7 @@ pub fn train_for(mut opts: TrainOptions, resume: bool, stop_after: Option<usize>
                 best_epoch: 0,
                 elapsed_s: 0.0,
                 options: opts.clone(),
+                word_head: None,
             };
             (mean, std, net, p)
         }
@@ -364,6 +440,21 @@ pub fn train_for(mut opts: TrainOptions, resume: bool, stop_after: Option<usize>
     let norm = Normalizer::new(&mean, &std);
 
     let mut tn = TrainNet::from_network(&net, &device);
+    if opts.word_head > 0.0 {
+        let c = net.readout.c_in;
+        let (w, b) = progress.word_head.clone().unwrap_or_else(|| {
+            let mut r = Rng::new(opts.seed ^ 0x00f0_0d5e);
+            let scale = 1.0 / (c as f32).sqrt();
+            let w = (0..c * set.words.len())
+                .map(|_| r.normal() * scale)
+                .collect();
+            (w, vec![0.0; set.words.len()])
+        });
+        if w.len() != c * set.words.len() {
+            bail!("the checkpoint's word head does not fit this data's vocabulary");
+        }
+        tn = tn.with_word_head(w, b, &device);
+    }
     let mut optim = AdamConfig::new()
         .with_grad_clipping(Some(GradientClippingConfig::Norm(1.0)))
         .init();
@@ -381,6 +472,7 @@ pub fn train_for(mut opts: TrainOptions, resume: bool, stop_after: Option<usize>
     }
 
     let n_cls = labels.len();
+    let ctx_frames = context_frames(&opts);
     let frame_rate = opts.features.frame_rate() as f64;
     let mut budget = stop_after.unwrap_or(usize::MAX);
     while progress.epoch < opts.epochs {
@@ -403,13 +495,13 @@ pub fn train_for(mut opts: TrainOptions, resume: bool, stop_after: Option<usize>
         // Each example gets its own seed so that parallel preparation stays deterministic.
         let seeds: Vec<u64> = order.iter().map(|_| progress.rng.next_u64()).collect();
         let jobs: Vec<(usize, u64)> = order.iter().copied().zip(seeds).collect();
-        let examples: Vec<Vec<f32>> = parallel_map(&jobs, |(c, s)| {
+        let examples: Vec<(Vec<f32>, usize)> = parallel_map(&jobs, |(c, s)| {
             with_mel_frame(&opts.features, |mf| {
                 make_example(&set, *c, &opts, &norm, mf, &mut Rng::new(*s))
             })
         });
         let c_in = opts.encoder.out_channels(opts.features.n_mels);
-        let t = examples[0].len() / c_in;
+        let t = examples[0].0.len() / c_in;
         let pb = indicatif::ProgressBar::new(jobs.len() as u64);
         pb.set_style(
             indicatif::ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg}")
@@ -423,18 +515,23 @@ pub fn train_for(mut opts: TrainOptions, resume: bool, stop_after: Option<usize>
             let b = chunk.len();
             let mut xs = Vec::with_capacity(b * c_in * t);
             for k in 0..b {
-                xs.extend_from_slice(&examples[bi * opts.batch + k]);
+                xs.extend_from_slice(&examples[bi * opts.batch + k].0);
             }
+            let word_labels: Vec<i64> = (0..b)
+                .map(|k| examples[bi * opts.batch + k].1 as i64)
+                .collect();
+            let labels_b: Vec<i64> = chunk.iter().map(|(c, _)| *c as i64).collect();
             let x: Tensor<3> = Tensor::from_data(TensorData::new(xs, [b, c_in, t]), &device);
-            let y: Tensor<1, Int> = Tensor::from_data(
-                TensorData::new(
-                    chunk.iter().map(|(c, _)| *c as i64).collect::<Vec<_>>(),
-                    [b],
-                ),
-                &device,
-            );
-            let fwd = tn.forward_from(x, context_frames(&opts));
-            let loss = super::net::loss(&fwd, y, opts.rate_target, opts.rate_weight);
+            let y: Tensor<1, Int> =
+                Tensor::from_data(TensorData::new(labels_b.clone(), [b]), &device);
+            let drop = (opts.dropout > 0.0).then(|| (opts.dropout, progress.rng.next_u64()));
+            let start = opts.network.decision_start(ctx_frames, t);
+            let fwd = tn.forward_train(x, start, drop);
+            let mut loss = super::net::loss(&fwd, y, opts.rate_target, opts.rate_weight);
+            if let Some(wl) = fwd.word_logits.clone() {
+                let yw = Tensor::from_data(TensorData::new(word_labels, [b]), &device);
+                loss = loss + super::net::cross_entropy(wl, yw).mul_scalar(opts.word_head);
+            }
             let rates: f64 = fwd
                 .rates
                 .iter()
@@ -452,8 +549,8 @@ pub fn train_for(mut opts: TrainOptions, resume: bool, stop_after: Option<usize>
                 .unwrap_or_default();
             correct += lv
                 .chunks(n_cls)
-                .zip(chunk)
-                .filter(|(row, (c, _))| crate::eval::argmax(row) == *c)
+                .zip(&labels_b)
+                .filter(|(row, c)| crate::eval::argmax(row) as i64 == **c)
                 .count();
             seen += b;
             loss_sum += loss_v;
@@ -525,7 +622,12 @@ pub fn train_for(mut opts: TrainOptions, resume: bool, stop_after: Option<usize>
         if rep.accuracy > progress.best_val {
             progress.best_val = rep.accuracy;
             progress.best_epoch = epoch;
-            model.training = serde_json::json!({ "epoch": epoch, "val_accuracy": rep.accuracy, "val_firing_rate_hz": rep.firing_rate_hz });
+            model.training = serde_json::json!({
+                "epoch": epoch,
+                "val_accuracy": rep.accuracy,
+                "val_firing_rate_hz": rep.firing_rate_hz,
+                "split_rule": opts.split_rule,
+            });
             model.save(&best_path)?;
         }
         // Checkpoint: optimizer first, then the model that names the epoch, so a crash
@@ -534,6 +636,7 @@ pub fn train_for(mut opts: TrainOptions, resume: bool, stop_after: Option<usize>
             .into_bytes()
             .map_err(|e| anyhow::anyhow!("optimizer state: {e:?}"))?;
         atomic_write(&ckpt_optim, &ob)?;
+        progress.word_head = tn.word_head();
         model.training = serde_json::json!({ "progress": progress });
         model.save(&ckpt_model)?;
     }

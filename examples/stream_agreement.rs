@@ -1,0 +1,97 @@
+//! How often a clip's offline decision survives being inside a stream, and how stable the
+//! decision is to perturbations smaller than any context (one frame), on the held-out
+//! Speech Commands speakers.
+//!
+//!     cargo run --release --example stream_agreement -- [MODEL] [official|salted]
+//!
+//! The speaker split is the model's own (its training record), or the one given.
+//!
+//! Streaming: the engine is fed `context` then the clip; its smoothed decision over the
+//! last 98 frames (exactly the clip's) is compared with `Model::classify` on the clip alone.
+//! Stability: the same clip classified offline after one zero-input frame (its membranes
+//! start from one frame of bias instead of zero), or as the 1 s window one frame (10 ms)
+//! earlier in a noisy stream. These bound what any streaming engine can agree to.
+
+use std::path::{Path, PathBuf};
+
+use spikeword::audio::fit_length;
+use spikeword::detect::{DetectorConfig, Engine};
+use spikeword::eval::argmax;
+use spikeword::features::MelFrame;
+use spikeword::snn::Mode;
+use spikeword::train::{Dataset, Split, SplitRule, model_split_rule};
+use spikeword::{Model, load_wav};
+
+fn main() -> anyhow::Result<()> {
+    let path = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(spikeword::model::default_model_path);
+    let m = Model::load(&path)?;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/speech_commands");
+    let rule = match std::env::args().nth(2).as_deref() {
+        Some("salted") => SplitRule::Salted,
+        Some("official") => SplitRule::Official,
+        Some(other) => anyhow::bail!("split rule {other:?}: use official or salted"),
+        None => model_split_rule(&m),
+    };
+    let ds = Dataset::scan(&root, &rule)?;
+    let clips: Vec<_> = ds.split(Split::Test).collect();
+    let noise_files = ds.noise_for(Split::Test);
+    let noise = load_wav(&noise_files[0], 16000)?;
+    let noise_ctx: Vec<f32> = noise.iter().cycle().take(8000).map(|v| v * 0.2).collect();
+    let speech_ctx = fit_length(&load_wav(&clips[3].path, 16000)?, 16000);
+    let contexts: [(&str, Vec<f32>); 3] = [
+        ("0.5 s digital silence", vec![0.0; 8000]),
+        ("0.5 s background noise", noise_ctx.clone()),
+        ("1 s of another word", speech_ctx),
+    ];
+    let mut mf = MelFrame::new(&m.config.features);
+    let c_in = m.net.layers[0].c_in;
+    let mut same = [0usize; 3];
+    let (mut one_frame, mut shifted, mut n) = (0usize, 0usize, 0usize);
+    for c in &clips {
+        let x = fit_length(&load_wav(&c.path, 16000)?, 16000);
+        let offline = argmax(&m.classify(&mut mf, &x).logits);
+        for (k, (_, ctx)) in contexts.iter().enumerate() {
+            let mut e = Engine::new(&m, DetectorConfig::default());
+            e.push(ctx, |_| {});
+            e.push(&x, |_| {});
+            same[k] += (argmax(e.smoothed()) == offline) as usize;
+        }
+        // One zero-input frame first, decision still over the clip's own frames.
+        let (input, _) = m.encode(&mut mf, &x);
+        let t = input.len() / c_in;
+        let mut st = m.net.new_state();
+        m.net.step(&mut st, &vec![0.0; c_in], Mode::Event);
+        let mut sum = vec![0f32; m.n_labels()];
+        for f in input.chunks_exact(c_in) {
+            let o = m.net.step(&mut st, f, Mode::Event);
+            sum.iter_mut().zip(o).for_each(|(s, v)| *s += v / t as f32);
+        }
+        one_frame += (argmax(&sum) == offline) as usize;
+        // The 1 s window starting one hop (10 ms) earlier, in background noise.
+        let mut s = noise_ctx.clone();
+        s.extend(&x);
+        let w = &s[8000 - 160..8000 - 160 + 16000];
+        shifted += (argmax(&m.classify(&mut mf, w).logits) == offline) as usize;
+        n += 1;
+    }
+    let pct = |k: usize| 100.0 * k as f64 / n as f64;
+    println!("{}: {n} held-out clips", path.display());
+    for (k, (name, _)) in contexts.iter().enumerate() {
+        println!(
+            "  streaming = offline after {name:<24} {:.1} %",
+            pct(same[k])
+        );
+    }
+    println!(
+        "  offline, after one zero-input frame        {:.1} %",
+        pct(one_frame)
+    );
+    println!(
+        "  offline, window 10 ms earlier in noise     {:.1} %",
+        pct(shifted)
+    );
+    Ok(())
+}
