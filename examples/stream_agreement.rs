@@ -64,10 +64,13 @@ fn main() -> anyhow::Result<()> {
         let t = input.len() / c_in;
         let mut st = m.net.new_state();
         m.net.step(&mut st, &vec![0.0; c_in], Mode::Event);
+        let start = m.config.network.decision_start(0, t);
         let mut sum = vec![0f32; m.n_labels()];
-        for f in input.chunks_exact(c_in) {
+        for (i, f) in input.chunks_exact(c_in).enumerate() {
             let o = m.net.step(&mut st, f, Mode::Event);
-            sum.iter_mut().zip(o).for_each(|(s, v)| *s += v / t as f32);
+            if i >= start {
+                sum.iter_mut().zip(o).for_each(|(s, v)| *s += v);
+            }
         }
         one_frame += (argmax(&sum) == offline) as usize;
         // The 1 s window starting one hop (10 ms) earlier, in background noise.

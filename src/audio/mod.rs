@@ -47,14 +47,16 @@ pub fn load_wav(path: &Path, rate: u32) -> Result<Vec<f32>, AudioError> {
     Ok(out)
 }
 
-/// Pads with zeros or centre-crops `x` to exactly `len` samples (GSC clips are 1 s,
-/// a few are shorter).
+/// Centre-crops `x`, or centres it between zeros, to exactly `len` samples (GSC clips
+/// are 1 s with the word near the middle, a few are shorter; a short recording of one
+/// word is placed where the training clips have theirs).
 pub fn fit_length(x: &[f32], len: usize) -> Vec<f32> {
     if x.len() >= len {
         let start = (x.len() - len) / 2;
         x[start..start + len].to_vec()
     } else {
-        let mut v = x.to_vec();
+        let mut v = vec![0.0; (len - x.len()) / 2];
+        v.extend_from_slice(x);
         v.resize(len, 0.0);
         v
     }

@@ -103,7 +103,8 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let text = format!(
         "# Retrained model `{}`\n\nBase: `{}`. New words: {}. Labels: {}.\n\nExamples per word: {}.\n\nCommand: `spikeword {}`\n\n\
          | measure | value |\n|---|---|\n| new words, {} ({} clips) | {} |\n| old words (Speech Commands validation speakers) | {} |\n\
-         | unknown words taken for a new word | {} |\n| noise taken for a new word | {} |\n| time | {:.1} s |\n\nWarnings: {}\n\nDate: {}\n",
+         | unknown words taken for a new word | {} |\n| noise taken for a new word | {} |\n\
+         | new words' scores lowered to keep the old words (`--max-old-drop` {:.1} %) | {:.3} |\n| time | {:.1} s |\n\nWarnings: {}\n\nDate: {}\n",
         a.out.display(),
         base_path.display(),
         report.new_words.join(", "),
@@ -121,6 +122,8 @@ pub fn run(a: Args) -> Result<ExitCode> {
         pct(report.old_accuracy),
         pct(report.false_accept_unknown),
         pct(report.false_accept_noise),
+        100.0 * a.max_old_drop,
+        report.new_word_bias_shift,
         report.seconds,
         if report.warnings.is_empty() {
             "none".into()
@@ -149,6 +152,13 @@ pub fn run(a: Args) -> Result<ExitCode> {
             pct(report.false_accept_noise),
             card.display()
         );
+        if report.new_word_bias_shift > 0.0 {
+            println!(
+                "  new words' scores lowered by {:.3} so that at most {:.1} % of held-out old-word clips turn into new words (--max-old-drop)",
+                report.new_word_bias_shift,
+                100.0 * a.max_old_drop
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -22,6 +22,10 @@ pub const BETA_MIN: f32 = 0.01;
 /// neurons integrate from the start of a clip, which a stream never has.
 pub const BETA_MAX: f32 = 0.95;
 pub const THRESHOLD_MIN: f32 = 0.05;
+/// Readout leak cap with a decision window (`NetworkConfig::decision_frames`): a leaky
+/// readout would carry frames from before the window, whose receptive field reaches
+/// before the clip, into the decision; at 0.5 their weight halves every frame.
+pub const READOUT_BETA_MAX_WINDOWED: f32 = 0.5;
 
 #[derive(Module, Debug)]
 pub struct SpikingConv {
@@ -384,7 +388,12 @@ impl TrainNet {
                 l
             })
             .collect();
-        self.readout_beta = fix(self.readout_beta, BETA_MIN, BETA_MAX);
+        let readout_max = if self.cfg.decision_frames > 0 {
+            READOUT_BETA_MAX_WINDOWED
+        } else {
+            BETA_MAX
+        };
+        self.readout_beta = fix(self.readout_beta, BETA_MIN, readout_max);
         self
     }
 }
