@@ -37,10 +37,9 @@ fn copy_word(src: &Path, dst: &Path, word: &str, n: usize) {
     }
 }
 
-#[test]
-fn digits_from_four_recordings_each_become_new_words() {
-    let d = tempfile::tempdir().unwrap();
-    let out = d.path().join("digits.safetensors");
+/// Teaches the ten FSDD digits of `assets/fsdd_jackson4`; returns the JSON report.
+fn retrain_digits(out: &Path, copies: usize) -> serde_json::Value {
+    let copies = copies.to_string();
     let o = run(&[
         "retrain",
         "--data",
@@ -48,11 +47,18 @@ fn digits_from_four_recordings_each_become_new_words() {
         "--out",
         out.to_str().unwrap(),
         "--copies",
-        "10",
+        &copies,
         "--json",
     ]);
     assert!(o.status.success(), "{}", err(&o));
-    let rep: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn digits_from_four_recordings_each_become_new_words() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("digits.safetensors");
+    let rep = retrain_digits(&out, 10);
     assert_eq!(rep["new_words"].as_array().unwrap().len(), 10);
     assert_eq!(rep["labels"].as_array().unwrap().len(), 22);
     assert!(out.exists() && out.with_extension("md").exists());
@@ -225,18 +231,7 @@ fn retraining_is_reproducible_and_leaves_the_old_rows_alone() {
         .map(|i| d.path().join(format!("r{i}.safetensors")))
         .collect();
     for out in &outs {
-        let o = run(&[
-            "retrain",
-            "--data",
-            "assets/fsdd_jackson4",
-            "--out",
-            out.to_str().unwrap(),
-            "--copies",
-            "5",
-            "--json",
-        ]);
-        assert!(o.status.success(), "{}", err(&o));
-        let rep: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let rep = retrain_digits(out, 5);
         assert!(rep["new_word_bias_shift"].as_f64().unwrap() >= 0.0);
     }
     let base = spikeword::Model::load(&root().join("models/gsc12.safetensors")).unwrap();

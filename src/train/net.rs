@@ -465,6 +465,23 @@ mod tests {
         }
     }
 
+    /// Engine input (frames × 40 channels) as burn's `[1, C, T]`.
+    fn batch_of_one(x: &[f32], t: usize, dev: &Device) -> Tensor<3> {
+        Tensor::<2>::from_data(TensorData::new(x.to_vec(), [t, 40]), dev)
+            .swap_dims(0, 1)
+            .unsqueeze()
+    }
+
+    fn logits_of(f: Forward) -> Vec<f32> {
+        f.logits.into_data().try_to_vec::<f32>().unwrap()
+    }
+
+    fn assert_close(got: &[f32], want: &[f32]) {
+        for (a, b) in got.iter().zip(want) {
+            assert!((a - b).abs() < 1e-3, "{got:?} vs {want:?}");
+        }
+    }
+
     #[test]
     fn burn_graph_matches_the_frame_by_frame_engine() {
         let net = crate::snn::network::tests::firing_net(11);
@@ -474,16 +491,9 @@ mod tests {
         assert!(st.spike_counts.iter().all(|&c| c > 0));
         let dev = Device::flex();
         let tn = TrainNet::from_network(&net, &dev);
-        // Engine input is frames × channels; burn wants [B, C, T].
-        let xt: Tensor<3> = Tensor::<2>::from_data(TensorData::new(x, [t, 40]), &dev)
-            .swap_dims(0, 1)
-            .unsqueeze();
-        let f = tn.forward(xt);
-        let got = f.logits.into_data().try_to_vec::<f32>().unwrap();
-        for (a, b) in got.iter().zip(&want) {
-            assert!((a - b).abs() < 1e-3, "{got:?} vs {want:?}");
-        }
+        let f = tn.forward(batch_of_one(&x, t, &dev));
         let rate0 = f.rates[0].clone().into_scalar::<f32>();
+        assert_close(&logits_of(f), &want);
         let engine_rate0 = st.spike_counts[0] as f32 / (t * 64) as f32;
         assert!((rate0 - engine_rate0).abs() < 1e-3);
         // With context: the mean of the engine's per-frame scores over the last frames.
@@ -499,34 +509,19 @@ mod tests {
                     .for_each(|(s, v)| *s += v / (t - start) as f32);
             }
         }
-        let xt: Tensor<3> = Tensor::<2>::from_data(TensorData::new(x2.clone(), [t, 40]), &dev)
-            .swap_dims(0, 1)
-            .unsqueeze();
-        let got = tn
-            .forward_from(xt, start)
-            .logits
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap();
-        for (a, b) in got.iter().zip(&sum) {
-            assert!((a - b).abs() < 1e-3, "{got:?} vs {sum:?}");
-        }
+        assert_close(
+            &logits_of(tn.forward_from(batch_of_one(&x2, t, &dev), start)),
+            &sum,
+        );
         // A decision over the last frames only: the same in both executions.
         let mut late = net.clone();
         late.config.decision_frames = 30;
         let (want, _) = late.forward_clip(&x2, Mode::Dense);
-        let xt: Tensor<3> = Tensor::<2>::from_data(TensorData::new(x2.clone(), [t, 40]), &dev)
-            .swap_dims(0, 1)
-            .unsqueeze();
-        let got = TrainNet::from_network(&late, &dev)
-            .forward(xt)
-            .logits
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap();
-        for (a, b) in got.iter().zip(&want) {
-            assert!((a - b).abs() < 1e-3, "{got:?} vs {want:?}");
-        }
+        let late_tn = TrainNet::from_network(&late, &dev);
+        assert_close(
+            &logits_of(late_tn.forward(batch_of_one(&x2, t, &dev))),
+            &want,
+        );
         // And the round trip through burn keeps every weight.
         let back = tn.to_network();
         assert_eq!(back.layers[2].w, net.layers[2].w);

@@ -92,6 +92,21 @@ struct Progress {
     word_head: Option<(Vec<f32>, Vec<f32>)>,
 }
 
+impl Progress {
+    /// Before the first epoch.
+    fn start(opts: &TrainOptions) -> Self {
+        Progress {
+            epoch: 0,
+            rng: Rng::new(opts.seed),
+            best_val: -1.0,
+            best_epoch: 0,
+            elapsed_s: 0.0,
+            options: opts.clone(),
+            word_head: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct EpochLog {
     pub epoch: usize,
@@ -389,15 +404,7 @@ pub fn train_for(mut opts: TrainOptions, resume: bool, stop_after: Option<usize>
             opts.features = m.config.features.clone();
             opts.encoder = m.config.encoder.clone();
             opts.network = m.config.network.clone();
-            let p = Progress {
-                epoch: 0,
-                rng: Rng::new(opts.seed),
-                best_val: -1.0,
-                best_epoch: 0,
-                elapsed_s: 0.0,
-                options: opts.clone(),
-                word_head: None,
-            };
+            let p = Progress::start(&opts);
             (
                 m.config.norm_mean.clone(),
                 m.config.norm_std.clone(),
@@ -425,15 +432,7 @@ pub fn train_for(mut opts: TrainOptions, resume: bool, stop_after: Option<usize>
                 })
                 .collect();
             net.calibrate(&probe, 0.1);
-            let p = Progress {
-                epoch: 0,
-                rng: Rng::new(opts.seed),
-                best_val: -1.0,
-                best_epoch: 0,
-                elapsed_s: 0.0,
-                options: opts.clone(),
-                word_head: None,
-            };
+            let p = Progress::start(&opts);
             (mean, std, net, p)
         }
     };
