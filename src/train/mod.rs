@@ -3,6 +3,7 @@
 pub mod augment;
 pub mod data;
 pub mod net;
+pub mod readout_fit;
 pub mod retrain;
 pub mod synth;
 pub mod trainer;

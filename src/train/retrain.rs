@@ -1,12 +1,11 @@
 //! Few-shot retraining: new words from a handful of recordings, old words kept.
 //!
-//! The trained spiking layers stay frozen; the readout (a linear map into leaky
-//! integrators, averaged over time) is refitted for the old classes plus the new ones.
-//! With the spiking layers frozen the readout is a linear model of time-weighted spike
-//! counts, so it is fitted directly (softmax regression with Adam) on features of
-//! heavily augmented examples, together with replayed examples of the old classes,
-//! unknown words and noise, so the old words do not degrade and the new ones do not
-//! fire on everything. No burn graph is needed, which is why it takes seconds.
+//! The trained spiking layers stay frozen; readout rows for the new words (a linear map
+//! into leaky integrators, averaged over time) are fitted next to the old words' rows,
+//! which stay as they were (`readout_fit`: softmax regression on time-weighted spike
+//! counts, no burn graph, seconds). The fit sees heavily augmented copies of the
+//! examples with replayed old classes, unknown words and noise, so the new words do not
+//! fire on everything; a bias guard then keeps them from taking over old words.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -18,11 +17,13 @@ use super::augment::{self, AugmentConfig};
 use super::data::{Dataset, Split, SplitRule, label_index};
 use crate::audio::{fit_length, load_wav};
 use crate::config::{SILENCE, UNKNOWN};
-use crate::eval::{argmax, parallel_map};
+use crate::eval::parallel_map;
 use crate::features::{MelFrame, with_mel_frame};
 use crate::model::Model;
-use crate::snn::{Mode, Readout};
+use crate::snn::Readout;
 use crate::util::Rng;
+
+use super::readout_fit::{Sample, features, fit_readout, guard_old_classes, predict};
 
 #[derive(Debug, Clone)]
 pub struct RetrainOptions {
@@ -181,192 +182,6 @@ fn centre(x: &[f32], len: usize) -> Vec<f32> {
         }
     }
     x[best.0..best.0 + len].to_vec()
-}
-
-/// Time-weighted spike counts of the last spiking layer: the readout's input, one vector
-/// per distinct readout leak. The mean leaky readout over decision frames `t0..T` weighs
-/// the spikes of frame `u` by `(β^max(t0−u, 0) − β^(T−u)) / (T − t0)`.
-fn features(model: &Model, mf: &mut MelFrame, x: &[f32], betas: &[f32]) -> Vec<Vec<f32>> {
-    let (input, _) = model.encode(mf, x);
-    let net = &model.net;
-    let c_in = net.layers[0].c_in;
-    let t = input.len() / c_in;
-    let mut st = net.new_state();
-    let t0 = net.config.decision_start(0, t);
-    let last = net.layers.len() - 1;
-    let c = net.readout.c_in;
-    // One extra entry per set: Σ_t weights[t], the factor the bias gets.
-    let mut out = vec![vec![0f32; c + 1]; betas.len()];
-    for (ti, frame) in input.chunks_exact(c_in).enumerate() {
-        net.step(&mut st, frame, Mode::Event);
-        let spikes = st.layer_output(last);
-        for (bi, &b) in betas.iter().enumerate() {
-            let w =
-                (b.powi(t0.saturating_sub(ti) as i32) - b.powi((t - ti) as i32)) / (t - t0) as f32;
-            for (o, s) in out[bi].iter_mut().zip(spikes) {
-                *o += w * s;
-            }
-            out[bi][c] += w;
-        }
-    }
-    out
-}
-
-struct Sample {
-    feats: Vec<Vec<f32>>,
-    label: usize,
-}
-
-/// Softmax regression of the readout rows `w[c]` (`[in]`) and biases on fixed features.
-fn fit_readout(
-    readout: &mut Readout,
-    trainable: &[bool],
-    beta_index: &[usize],
-    train: &[Sample],
-    epochs: usize,
-    scale: f32,
-    rng: &mut Rng,
-) {
-    let (n_in, n_cls) = (readout.c_in, readout.n_classes);
-    // Work in row-major [class][in] and convert back.
-    let mut w: Vec<f32> = (0..n_cls * n_in)
-        .map(|k| readout.w[(k % n_in) * n_cls + k / n_in])
-        .collect();
-    let mut b = readout.bias.clone();
-    let (mut mw, mut vw) = (vec![0f32; w.len()], vec![0f32; w.len()]);
-    let (mut mb, mut vb) = (vec![0f32; n_cls], vec![0f32; n_cls]);
-    let lr = 0.01f32;
-    let (b1, b2) = (0.9f32, 0.999f32);
-    // Class-balanced weights so a few new examples count as much as many replays.
-    let mut counts = vec![0usize; n_cls];
-    train.iter().for_each(|s| counts[s.label] += 1);
-    let cw: Vec<f32> = counts
-        .iter()
-        .map(|&c| {
-            if c > 0 {
-                train.len() as f32 / (n_cls as f32 * c as f32)
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    let mut order: Vec<usize> = (0..train.len()).collect();
-    let mut step = 0i32;
-    let batch = 32;
-    for _ in 0..epochs {
-        rng.shuffle(&mut order);
-        for chunk in order.chunks(batch) {
-            let mut gw = vec![0f32; w.len()];
-            let mut gb = vec![0f32; n_cls];
-            for &i in chunk {
-                let s = &train[i];
-                // logits_c = scale · (w_c · f_{β(c)} + b_c · Σ_t weights[t])
-                let logits: Vec<f32> = (0..n_cls)
-                    .map(|c| {
-                        let f = &s.feats[beta_index[c]];
-                        scale
-                            * (w[c * n_in..(c + 1) * n_in]
-                                .iter()
-                                .zip(f)
-                                .map(|(a, x)| a * x)
-                                .sum::<f32>()
-                                + b[c] * f[n_in])
-                    })
-                    .collect();
-                let p = crate::model::softmax(&logits);
-                for c in 0..n_cls {
-                    let g = cw[s.label] * scale * (p[c] - (c == s.label) as u8 as f32)
-                        / chunk.len() as f32;
-                    let f = &s.feats[beta_index[c]];
-                    gb[c] += g * f[n_in];
-                    for (gw, x) in gw[c * n_in..(c + 1) * n_in].iter_mut().zip(f) {
-                        *gw += g * x;
-                    }
-                }
-            }
-            step += 1;
-            let (c1, c2) = (1.0 - b1.powi(step), 1.0 - b2.powi(step));
-            for k in 0..w.len() {
-                if !trainable[k / n_in] {
-                    continue;
-                }
-                let g = gw[k] + 1e-4 * w[k];
-                mw[k] = b1 * mw[k] + (1.0 - b1) * g;
-                vw[k] = b2 * vw[k] + (1.0 - b2) * g * g;
-                w[k] -= lr * (mw[k] / c1) / ((vw[k] / c2).sqrt() + 1e-8);
-            }
-            for c in (0..n_cls).filter(|&c| trainable[c]) {
-                mb[c] = b1 * mb[c] + (1.0 - b1) * gb[c];
-                vb[c] = b2 * vb[c] + (1.0 - b2) * gb[c] * gb[c];
-                b[c] -= lr * (mb[c] / c1) / ((vb[c] / c2).sqrt() + 1e-8);
-            }
-        }
-    }
-    for c in 0..n_cls {
-        for i in 0..n_in {
-            readout.w[i * n_cls + c] = w[c * n_in + i];
-        }
-    }
-    readout.bias = b;
-}
-
-fn logits(model: &Model, s: &Sample, beta_index: &[usize]) -> Vec<f32> {
-    let r = &model.net.readout;
-    (0..r.n_classes)
-        .map(|c| {
-            let f = &s.feats[beta_index[c]];
-            (0..r.c_in)
-                .map(|i| r.w[i * r.n_classes + c] * f[i])
-                .sum::<f32>()
-                + r.bias[c] * f[r.c_in]
-        })
-        .collect()
-}
-
-fn predict(model: &Model, s: &Sample, beta_index: &[usize]) -> usize {
-    argmax(&logits(model, s, beta_index))
-}
-
-/// Lowers the new classes' biases (all by the same logit offset) until at most
-/// `max_drop` of the held-out old-class clips that the old rows alone get right are taken
-/// over by a new word. Returns the offset applied (0 when none was needed).
-fn guard_old_classes(
-    model: &mut Model,
-    beta_index: &[usize],
-    old_clips: &[&Sample],
-    new_idx: &HashSet<usize>,
-    max_drop: f64,
-) -> f32 {
-    // How far above the true class the best new word is, for each clip the old rows get right.
-    let mut over: Vec<f32> = old_clips
-        .iter()
-        .filter_map(|s| {
-            let z = logits(model, s, beta_index);
-            let best = |new: bool| {
-                z.iter()
-                    .enumerate()
-                    .filter(|(c, _)| new_idx.contains(c) == new)
-                    .map(|(c, v)| (c, *v))
-                    .max_by(|a, b| a.1.total_cmp(&b.1))
-            };
-            let (old_c, _) = best(false)?;
-            let (_, new_z) = best(true)?;
-            (old_c == s.label).then_some(new_z - z[s.label])
-        })
-        .collect();
-    over.sort_by(|a, b| b.total_cmp(a));
-    let allowed = (max_drop * old_clips.len() as f64).floor() as usize;
-    let shift = match over.get(allowed) {
-        Some(&d) if d >= 0.0 => d + 1e-4,
-        _ => return 0.0,
-    };
-    // logit_c = w_c·f + b_c·Σweights: a bias change moves the logit by Σweights times it.
-    let r = &mut model.net.readout;
-    for &c in new_idx {
-        let sum_w = old_clips[0].feats[beta_index[c]][r.c_in].max(1e-6);
-        r.bias[c] -= shift / sum_w;
-    }
-    shift
 }
 
 /// Retrains `base` on the examples; returns the new model and the report.
