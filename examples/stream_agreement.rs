@@ -11,6 +11,9 @@
 //! Stability: the same clip classified offline after one zero-input frame (its membranes
 //! start from one frame of bias instead of zero), or as the 1 s window one frame (10 ms)
 //! earlier in a noisy stream. These bound what any streaming engine can agree to.
+//! Events: what a listener sees — the detector's events over the clip inside background
+//! noise against the offline decision where it would be reported (a command word above
+//! the detection threshold; otherwise no event).
 
 use std::path::{Path, PathBuf};
 
@@ -49,7 +52,7 @@ fn main() -> anyhow::Result<()> {
     let mut mf = MelFrame::new(&m.config.features);
     let c_in = m.net.layers[0].c_in;
     let mut same = [0usize; 3];
-    let (mut one_frame, mut shifted, mut n) = (0usize, 0usize, 0usize);
+    let (mut one_frame, mut shifted, mut event_same, mut n) = (0usize, 0usize, 0usize, 0usize);
     for c in &clips {
         let x = fit_length(&load_wav(&c.path, 16000)?, 16000);
         let offline = argmax(&m.classify(&mut mf, &x).logits);
@@ -59,6 +62,28 @@ fn main() -> anyhow::Result<()> {
             e.push(&x, |_| {});
             same[k] += (argmax(e.smoothed()) == offline) as usize;
         }
+        // What a listener sees: the stream's event over the clip (or none) against the
+        // offline decision where it would be reported (a command word above threshold).
+        let det = DetectorConfig::default();
+        let p_off = m.classify(&mut mf, &x).probs;
+        let reportable = |c: usize| !m.labels()[c].starts_with('_');
+        let want = (reportable(offline) && p_off[offline] >= det.threshold)
+            .then(|| m.labels()[offline].clone());
+        let mut e = Engine::new(&m, det);
+        let mut events = Vec::new();
+        e.push(&noise_ctx, |ev| events.push(ev));
+        e.push(&x, |ev| events.push(ev));
+        e.push(&noise_ctx, |ev| events.push(ev));
+        events.extend(e.finish());
+        let got: Vec<String> = events
+            .iter()
+            .filter(|ev| ev.end > 0.5 && ev.start < 1.5)
+            .map(|ev| ev.word.clone())
+            .collect();
+        event_same += match &want {
+            Some(w) => got.len() == 1 && got[0] == *w,
+            None => got.is_empty(),
+        } as usize;
         // One zero-input frame first, decision still over the clip's own frames.
         let (input, _) = m.encode(&mut mf, &x);
         let t = input.len() / c_in;
@@ -88,6 +113,10 @@ fn main() -> anyhow::Result<()> {
             pct(same[k])
         );
     }
+    println!(
+        "  detector events in noise = offline word    {:.1} %",
+        pct(event_same)
+    );
     println!(
         "  offline, after one zero-input frame        {:.1} %",
         pct(one_frame)
