@@ -132,35 +132,33 @@ fn bad_example_folders_get_clear_messages() {
     assert!(out.exists());
 }
 
+/// `retrain` of the bundled FSDD examples from the model `base` into `out`.
+fn retrain_from(base: &Path, out: &Path) -> Output {
+    let (base, out) = (base.to_str().unwrap(), out.to_str().unwrap());
+    run(&[
+        "retrain",
+        "--data",
+        "assets/fsdd_jackson4",
+        "--model",
+        base,
+        "--out",
+        out,
+    ])
+}
+
 #[test]
 fn the_base_model_is_never_overwritten() {
     let d = tempfile::tempdir().unwrap();
     let base = d.path().join("base.safetensors");
     std::fs::copy(root().join("models/gsc12.safetensors"), &base).unwrap();
     let before = std::fs::read(&base).unwrap();
-    let o = run(&[
-        "retrain",
-        "--data",
-        "assets/fsdd_jackson4",
-        "--model",
-        base.to_str().unwrap(),
-        "--out",
-        base.to_str().unwrap(),
-    ]);
+    let o = retrain_from(&base, &base);
     assert_eq!(o.status.code(), Some(1));
     assert!(err(&o).contains("is the base model"), "{}", err(&o));
     assert_eq!(std::fs::read(&base).unwrap(), before);
     // A base model of another format version.
     std::fs::write(&base, b"garbage").unwrap();
-    let o = run(&[
-        "retrain",
-        "--data",
-        "assets/fsdd_jackson4",
-        "--model",
-        base.to_str().unwrap(),
-        "--out",
-        d.path().join("n.safetensors").to_str().unwrap(),
-    ]);
+    let o = retrain_from(&base, &d.path().join("n.safetensors"));
     assert_eq!(o.status.code(), Some(1));
     assert!(err(&o).contains("not a spikeword model"));
     // No temporary files left behind by atomic writes.
