@@ -275,3 +275,16 @@ fn the_model_file_reproduces_its_predictions() {
     );
     assert_eq!(m.config, m2.config);
 }
+
+#[test]
+fn impossible_training_options_are_refused_before_any_work() {
+    for (args, msg) in [
+        (vec!["train", "--dropout", "1"], "--dropout"),
+        (vec!["train", "--word-head=-1"], "--word-head"),
+        (vec!["train", "--batch", "0"], "--batch"),
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert!(stderr(&o).contains(msg), "{args:?}: {}", stderr(&o));
+    }
+}

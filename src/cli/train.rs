@@ -111,6 +111,12 @@ pub fn run(a: Args) -> Result<ExitCode> {
     if a.batch == 0 || a.epochs == 0 || a.per_class == 0 {
         anyhow::bail!("--batch, --epochs and --per-class must be positive");
     }
+    if !(0.0..1.0).contains(&a.dropout) {
+        anyhow::bail!("--dropout must be at least 0 and below 1");
+    }
+    if a.word_head < 0.0 {
+        anyhow::bail!("--word-head must not be negative");
+    }
     let encoder = match a.encoder {
         EncoderKind::Current => EncoderConfig::Current,
         EncoderKind::Delta => EncoderConfig::Delta {
