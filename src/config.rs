@@ -126,8 +126,8 @@ pub struct NetworkConfig {
     pub logit_scale: f32,
     /// The clip decision averages the readout over the last `decision_frames` frames of a
     /// clip only (0: all of them). With `decision_frames ≤ frames − receptive field`, no
-    /// decision frame sees past the clip's start through the convolutions, so a word's
-    /// decision inside a stream does not depend on what came before it.
+    /// decision frame sees past the clip's start through the convolutions; the membranes
+    /// and the readout leak still carry some of it (measured: model card, run G).
     #[serde(default)]
     pub decision_frames: usize,
 }

@@ -95,8 +95,8 @@ pub struct Args {
     #[arg(long, value_delimiter = ',')]
     word_head_exclude: Vec<String>,
     /// Decide on the last N frames of a clip only (0 = all 98); 35 or fewer keeps the
-    /// 640 ms receptive field of every decision frame inside the clip, so what came before
-    /// a word reaches its decision only through the (leaky) membranes.
+    /// 640 ms receptive field of every decision frame inside the clip (what came before
+    /// still reaches the decision through the leaky membranes and readout).
     #[arg(long, default_value_t = 0)]
     decision_frames: usize,
     /// Stop after this many epochs of this invocation (resume later with --resume).
