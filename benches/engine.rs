@@ -1,5 +1,6 @@
 //! Streaming cost per 10 ms frame (event-driven vs dense) and offline clip throughput,
-//! for the bundled model. Run: cargo bench --bench engine
+//! for the bundled model (all its networks) and for its first network alone.
+//! Run: cargo bench --bench engine
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use spikeword::detect::{DetectorConfig, Engine};
@@ -9,16 +10,26 @@ use spikeword::{Model, load_wav};
 
 fn bench(c: &mut Criterion) {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let model = Model::load(&root.join("models/gsc12.safetensors")).expect("bundled model");
+    let bundled = Model::load(&root.join("models/gsc12.safetensors")).expect("bundled model");
+    let one = bundled.member(0).expect("a first network");
+    for (tag, model) in [("", &bundled), ("one_network/", &one)] {
+        if tag.is_empty() || bundled.net.len() > 1 {
+            bench_model(c, tag, model);
+        }
+    }
+}
+
+fn bench_model(c: &mut Criterion, tag: &str, model: &Model) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let x = load_wav(&root.join("assets/demo_words.wav"), 16000).unwrap();
     let frames = model.config.features.n_frames(x.len()) as u64;
-    let mut g = c.benchmark_group("stream");
+    let mut g = c.benchmark_group(format!("{tag}stream"));
     g.throughput(Throughput::Elements(frames));
     g.sample_size(20);
     for (name, mode) in [("event_driven", Mode::Event), ("dense", Mode::Dense)] {
         g.bench_function(format!("{name}_per_frame"), |b| {
             b.iter(|| {
-                let mut e = Engine::new(&model, DetectorConfig::default()).with_mode(mode);
+                let mut e = Engine::new(model, DetectorConfig::default()).with_mode(mode);
                 let mut n = 0;
                 e.push(&x, |_| n += 1);
                 n
@@ -39,7 +50,7 @@ fn bench(c: &mut Criterion) {
     g.finish();
 
     let clip = load_wav(&root.join("assets/clips/yes_0.wav"), 16000).unwrap();
-    let mut g = c.benchmark_group("classify");
+    let mut g = c.benchmark_group(format!("{tag}classify"));
     g.throughput(Throughput::Elements(1));
     g.bench_function("one_1s_clip_one_core", |b| {
         b.iter(|| model.classify(&mut mf, &clip).probs)

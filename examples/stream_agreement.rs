@@ -50,7 +50,7 @@ fn main() -> anyhow::Result<()> {
         ("1 s of another word", speech_ctx),
     ];
     let mut mf = MelFrame::new(&m.config.features);
-    let c_in = m.net.layers[0].c_in;
+    let c_in = m.net.first().layers[0].c_in;
     let mut same = [0usize; 3];
     let (mut one_frame, mut shifted, mut event_same, mut n) = (0usize, 0usize, 0usize, 0usize);
     for c in &clips {

@@ -140,8 +140,8 @@ fn report(model: &Model, data: &[LabeledAudio], outs: &[ClipOutput]) -> EvalRepo
     let labels = model.labels().to_vec();
     let n_cls = labels.len();
     let mut confusion = vec![vec![0u64; n_cls]; n_cls];
-    let layers = model.net.layers.len();
-    let mut spikes = vec![0u64; layers];
+    let neurons_per_layer = model.net.neurons_per_layer();
+    let mut spikes = vec![0u64; neurons_per_layer.len()];
     let (mut frames, mut synops, mut input_spikes) = (0u64, 0u64, 0u64);
     for (a, o) in data.iter().zip(outs) {
         confusion[a.label][argmax(&o.logits)] += 1;
@@ -167,21 +167,25 @@ fn report(model: &Model, data: &[LabeledAudio], outs: &[ClipOutput]) -> EvalRepo
         .collect();
     let seconds = frames as f64 / model.config.features.frame_rate() as f64;
     let secs = seconds.max(1e-9);
-    let per_layer_hz: Vec<f64> = model
-        .net
-        .layers
+    // Rates over all members' neurons; operations of all members together.
+    let per_layer_hz: Vec<f64> = neurons_per_layer
         .iter()
         .zip(&spikes)
-        .map(|(l, &s)| s as f64 / (l.c_out as f64 * secs))
+        .map(|(&c, &s)| s as f64 / (c as f64 * secs))
         .collect();
-    let neurons: usize = model.net.layers.iter().map(|l| l.c_out).sum();
+    let neurons: usize = neurons_per_layer.iter().sum();
     let dense_per_frame: usize = model
         .net
-        .layers
+        .members
         .iter()
-        .map(|l| l.c_in * l.c_out * l.kernel)
-        .sum::<usize>()
-        + model.net.readout.c_in * model.net.readout.n_classes;
+        .map(|m| {
+            m.layers
+                .iter()
+                .map(|l| l.c_in * l.c_out * l.kernel)
+                .sum::<usize>()
+                + m.readout.c_in * m.readout.n_classes
+        })
+        .sum();
     EvalReport {
         accuracy: if data.is_empty() {
             0.0

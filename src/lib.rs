@@ -21,4 +21,4 @@ pub use audio::{AudioError, AudioSource, FileSource, load_wav};
 pub use config::{EncoderConfig, FeatureConfig, ModelConfig, NetworkConfig};
 pub use features::{LogMel, StreamingMel, log_mel};
 pub use model::{Model, ModelError};
-pub use snn::{Mode, Network};
+pub use snn::{Ensemble, Mode, Network};

@@ -1,19 +1,23 @@
 //! A model file: one safetensors file holding the weights and, in its metadata, the
 //! format version and the whole `ModelConfig` (features, encoder, network, labels,
 //! normalisation) plus the training record, so the file alone reproduces predictions.
+//! An ensemble file holds several networks (`members.K.` before member K's tensor names,
+//! none for member 0) that share features, encoder, normalisation and labels.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
-use crate::config::ModelConfig;
+use crate::config::{EncoderConfig, ModelConfig};
 use crate::encoding;
 use crate::features::{self, MelFrame, Normalizer};
-use crate::snn::{Mode, Network, Readout, SpikingLayer};
+use crate::snn::{Ensemble, Mode, Network, Readout, SpikingLayer};
 
-/// Bumped whenever the file layout or the meaning of a weight changes.
-pub const FORMAT_VERSION: u32 = 1;
+/// Bumped whenever the file layout or the meaning of a weight changes. Version 2 added
+/// ensembles; a one-network model is still written as version 1 (same layout), so that
+/// older builds read it and refuse ensembles with a clear message.
+pub const FORMAT_VERSION: u32 = 2;
 const FORMAT_NAME: &str = "spikeword-model";
 
 #[derive(Debug, thiserror::Error)]
@@ -23,7 +27,7 @@ pub enum ModelError {
     #[error("{0} is not a spikeword model: {1}")]
     NotAModel(String, String),
     #[error(
-        "{path} is a spikeword model of format version {found}; this build reads version {FORMAT_VERSION}"
+        "{path} is a spikeword model of format version {found}; this build reads versions 1 to {FORMAT_VERSION}"
     )]
     Version { path: String, found: String },
     #[error("model {0} is inconsistent: {1}")]
@@ -47,9 +51,38 @@ pub struct ClipOutput {
 #[derive(Debug, Clone)]
 pub struct Model {
     pub config: ModelConfig,
-    pub net: Network,
+    /// One network, or several averaged (see `snn::ensemble`).
+    pub net: Ensemble,
     /// Free-form training record (JSON), shown by `spikeword info`.
     pub training: serde_json::Value,
+}
+
+/// Re-expresses a first layer trained on input normalised with `own` (mean, std) for
+/// input normalised with `common`: with x_own = (s_c/s_o)·x_c + (m_c − m_o)/s_o per band,
+/// the weights scale by s_c/s_o and the bias takes the constant part. Exact except while
+/// the conv history still holds the zeros of the start of a stream (a few frames).
+fn fold_normalisation(l: &mut SpikingLayer, own: (&[f32], &[f32]), common: (&[f32], &[f32])) {
+    let (c_in, c_out) = (l.c_in, l.c_out);
+    for k in 0..l.kernel {
+        for i in 0..c_in {
+            let gain = common.1[i] / own.1[i];
+            let offset = (common.0[i] - own.0[i]) / own.1[i];
+            let col = &mut l.w[(k * c_in + i) * c_out..(k * c_in + i + 1) * c_out];
+            for (o, w) in col.iter_mut().enumerate() {
+                l.bias[o] += *w * offset;
+                *w *= gain;
+            }
+        }
+    }
+}
+
+/// Tensor-name prefix of ensemble member `k` (none for the first, as in one-network files).
+fn member_prefix(k: usize) -> String {
+    if k == 0 {
+        String::new()
+    } else {
+        format!("members.{k}.")
+    }
 }
 
 fn f32s(v: &[f32]) -> Vec<u8> {
@@ -67,28 +100,47 @@ impl Model {
 
     pub fn save(&self, path: &Path) -> Result<(), ModelError> {
         let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-        for (i, l) in self.net.layers.iter().enumerate() {
+        for (k, net) in self.net.members.iter().enumerate() {
+            let pre = member_prefix(k);
+            for (i, l) in net.layers.iter().enumerate() {
+                tensors.push((
+                    format!("{pre}layers.{i}.weight"),
+                    vec![l.c_out, l.c_in, l.kernel],
+                    f32s(&l.conv_weight()),
+                ));
+                tensors.push((
+                    format!("{pre}layers.{i}.bias"),
+                    vec![l.c_out],
+                    f32s(&l.bias),
+                ));
+                tensors.push((
+                    format!("{pre}layers.{i}.beta"),
+                    vec![l.c_out],
+                    f32s(&l.beta),
+                ));
+                tensors.push((
+                    format!("{pre}layers.{i}.threshold"),
+                    vec![l.c_out],
+                    f32s(&l.threshold),
+                ));
+            }
+            let r = &net.readout;
             tensors.push((
-                format!("layers.{i}.weight"),
-                vec![l.c_out, l.c_in, l.kernel],
-                f32s(&l.conv_weight()),
+                format!("{pre}readout.weight"),
+                vec![r.c_in, r.n_classes],
+                f32s(&r.w),
             ));
-            tensors.push((format!("layers.{i}.bias"), vec![l.c_out], f32s(&l.bias)));
-            tensors.push((format!("layers.{i}.beta"), vec![l.c_out], f32s(&l.beta)));
             tensors.push((
-                format!("layers.{i}.threshold"),
-                vec![l.c_out],
-                f32s(&l.threshold),
+                format!("{pre}readout.bias"),
+                vec![r.n_classes],
+                f32s(&r.bias),
+            ));
+            tensors.push((
+                format!("{pre}readout.beta"),
+                vec![r.n_classes],
+                f32s(&r.beta),
             ));
         }
-        let r = &self.net.readout;
-        tensors.push((
-            "readout.weight".into(),
-            vec![r.c_in, r.n_classes],
-            f32s(&r.w),
-        ));
-        tensors.push(("readout.bias".into(), vec![r.n_classes], f32s(&r.bias)));
-        tensors.push(("readout.beta".into(), vec![r.n_classes], f32s(&r.beta)));
         let views: Vec<(String, TensorView)> = tensors
             .iter()
             .map(|(n, s, b)| {
@@ -100,7 +152,13 @@ impl Model {
             .collect();
         let mut meta = HashMap::new();
         meta.insert("format".into(), FORMAT_NAME.into());
-        meta.insert("format_version".into(), FORMAT_VERSION.to_string());
+        let version = if self.net.len() > 1 {
+            FORMAT_VERSION
+        } else {
+            1
+        };
+        meta.insert("format_version".into(), version.to_string());
+        meta.insert("members".into(), self.net.len().to_string());
         meta.insert(
             "config".into(),
             serde_json::to_string(&self.config).expect("config serialises"),
@@ -129,7 +187,7 @@ impl Model {
             return Err(not("no spikeword format tag".into()));
         }
         let version = md.get("format_version").cloned().unwrap_or_default();
-        if version != FORMAT_VERSION.to_string() {
+        if !(1..=FORMAT_VERSION).any(|v| v.to_string() == version) {
             return Err(ModelError::Version {
                 path: p.to_string(),
                 found: version,
@@ -179,39 +237,125 @@ impl Model {
         if config.norm_mean.len() != n_mels || config.norm_std.len() != n_mels {
             return Err(invalid("normalisation statistics".into()));
         }
-        let mut prev = config.encoder.out_channels(n_mels);
-        let mut layers = Vec::new();
-        for (i, (&c, &d)) in net_cfg.channels.iter().zip(&net_cfg.dilations).enumerate() {
-            let k = net_cfg.kernel;
-            let w = get(&format!("layers.{i}.weight"), &[c, prev, k])?;
-            layers.push(SpikingLayer::from_conv(
-                &w,
-                (c, prev, k),
-                d,
-                get(&format!("layers.{i}.bias"), &[c])?,
-                get(&format!("layers.{i}.beta"), &[c])?,
-                get(&format!("layers.{i}.threshold"), &[c])?,
-            ));
-            prev = c;
-        }
         let n = config.labels.len();
         if n < 2 {
             return Err(invalid("fewer than two labels".into()));
         }
-        let readout = Readout {
-            c_in: prev,
-            n_classes: n,
-            w: get("readout.weight", &[prev, n])?,
-            bias: get("readout.bias", &[n])?,
-            beta: get("readout.beta", &[n])?,
+        let members: usize = match md.get("members") {
+            None => 1,
+            Some(k) => k
+                .parse()
+                .ok()
+                .filter(|k| (1..=64).contains(k))
+                .ok_or_else(|| invalid(format!("members: {k}")))?,
         };
-        Ok(Model {
-            net: Network {
+        let mut nets = Vec::with_capacity(members);
+        for k in 0..members {
+            let pre = member_prefix(k);
+            let mut prev = config.encoder.out_channels(n_mels);
+            let mut layers = Vec::new();
+            for (i, (&c, &d)) in net_cfg.channels.iter().zip(&net_cfg.dilations).enumerate() {
+                let kk = net_cfg.kernel;
+                let w = get(&format!("{pre}layers.{i}.weight"), &[c, prev, kk])?;
+                layers.push(SpikingLayer::from_conv(
+                    &w,
+                    (c, prev, kk),
+                    d,
+                    get(&format!("{pre}layers.{i}.bias"), &[c])?,
+                    get(&format!("{pre}layers.{i}.beta"), &[c])?,
+                    get(&format!("{pre}layers.{i}.threshold"), &[c])?,
+                ));
+                prev = c;
+            }
+            let readout = Readout {
+                c_in: prev,
+                n_classes: n,
+                w: get(&format!("{pre}readout.weight"), &[prev, n])?,
+                bias: get(&format!("{pre}readout.bias"), &[n])?,
+                beta: get(&format!("{pre}readout.beta"), &[n])?,
+            };
+            nets.push(Network {
                 config: net_cfg.clone(),
                 layers,
                 readout,
-            },
+            });
+        }
+        Ok(Model {
+            net: Ensemble { members: nets },
             config,
+            training,
+        })
+    }
+
+    /// One model whose networks are all the members' (in order), voting by their mean
+    /// class scores. The members must share features, encoder, network shape,
+    /// normalisation and labels: only their weights may differ.
+    pub fn ensemble(members: Vec<Model>) -> Result<Model, ModelError> {
+        let mut it = members.into_iter();
+        let mut out = it
+            .next()
+            .ok_or_else(|| ModelError::Invalid("ensemble".into(), "no members".into()))?;
+        let mut records = vec![out.training.clone()];
+        for (k, m) in it.enumerate() {
+            let differs = |what: &str| {
+                ModelError::Invalid(
+                    format!("ensemble member {}", k + 2),
+                    format!("its {what} differs from the first member's"),
+                )
+            };
+            let (a, b) = (&out.config, &m.config);
+            if a.labels != b.labels {
+                return Err(differs("label list"));
+            }
+            if serde_json::to_value(&a.features).ok() != serde_json::to_value(&b.features).ok()
+                || serde_json::to_value(&a.encoder).ok() != serde_json::to_value(&b.encoder).ok()
+            {
+                return Err(differs("front end (features or encoder)"));
+            }
+            if serde_json::to_value(&a.network).ok() != serde_json::to_value(&b.network).ok() {
+                return Err(differs("network configuration"));
+            }
+            let mut nets = m.net.members;
+            if a.norm_mean != b.norm_mean || a.norm_std != b.norm_std {
+                // Analog input: the member's normalisation folds exactly into its first
+                // layer. Spike encoders threshold the normalised values: no such folding.
+                if a.encoder != EncoderConfig::Current {
+                    return Err(differs("normalisation (trained on other data)"));
+                }
+                for net in &mut nets {
+                    fold_normalisation(
+                        &mut net.layers[0],
+                        (&b.norm_mean, &b.norm_std),
+                        (&a.norm_mean, &a.norm_std),
+                    );
+                }
+            }
+            records.push(m.training.clone());
+            out.net.members.extend(nets);
+        }
+        if out.net.len() > 64 {
+            return Err(ModelError::Invalid(
+                "ensemble".into(),
+                "more than 64 networks".into(),
+            ));
+        }
+        out.training = serde_json::json!({
+            "split_rule": records[0].get("split_rule").cloned().unwrap_or_default(),
+            "members": records,
+        });
+        Ok(out)
+    }
+
+    /// Member `k` of an ensemble as a one-network model (with its own training record).
+    pub fn member(&self, k: usize) -> Option<Model> {
+        let net = self.net.members.get(k)?.clone();
+        let training = match self.training.get("members") {
+            Some(records) => records.get(k).cloned().unwrap_or_default(),
+            None => self.training.clone(),
+        };
+        Some(Model {
+            config: self.config.clone(),
+            net: Ensemble::single(net),
             training,
         })
     }
@@ -245,10 +389,10 @@ impl Model {
         ClipOutput {
             probs: softmax(&logits),
             logits,
-            spike_counts: st.spike_counts.clone(),
+            spike_counts: st.spike_counts(),
             input_spikes: input_spikes as u64,
-            synops: st.synops,
-            frames: st.frames as usize,
+            synops: st.synops(),
+            frames: st.frames() as usize,
         }
     }
 }
@@ -280,4 +424,53 @@ pub fn default_model_path() -> std::path::PathBuf {
         return rel.to_path_buf();
     }
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::NetworkConfig;
+    use crate::snn::random_network;
+    use crate::util::Rng;
+
+    /// First-layer input current of one frame with a full history (`x[k]`: the raw frame
+    /// tap `k` reads), normalised with (`mean`, `std`).
+    fn current(l: &SpikingLayer, x: &[Vec<f32>], mean: &[f32], std: &[f32]) -> Vec<f32> {
+        let mut acc = l.bias.clone();
+        for (k, frame) in x.iter().enumerate() {
+            for (i, v) in frame.iter().enumerate() {
+                let xn = (v - mean[i]) / std[i];
+                for (o, a) in acc.iter_mut().enumerate() {
+                    *a += l.w[(k * l.c_in + i) * l.c_out + o] * xn;
+                }
+            }
+        }
+        acc
+    }
+
+    #[test]
+    fn a_folded_normalisation_gives_the_same_input_current() {
+        let net = random_network(&NetworkConfig::default(), 6, 3, 4);
+        let mut rng = Rng::new(9);
+        let own: (Vec<f32>, Vec<f32>) = (
+            (0..6).map(|_| rng.range(-9.0, -6.0)).collect(),
+            (0..6).map(|_| rng.range(3.0, 5.0)).collect(),
+        );
+        let common: (Vec<f32>, Vec<f32>) = (
+            own.0.iter().map(|m| m + rng.range(-0.5, 0.5)).collect(),
+            own.1.iter().map(|s| s * rng.range(0.8, 1.2)).collect(),
+        );
+        let mut folded = net.layers[0].clone();
+        fold_normalisation(&mut folded, (&own.0, &own.1), (&common.0, &common.1));
+        for _ in 0..5 {
+            let x: Vec<Vec<f32>> = (0..folded.kernel)
+                .map(|_| (0..6).map(|_| rng.range(-14.0, 0.0)).collect())
+                .collect();
+            let want = current(&net.layers[0], &x, &own.0, &own.1);
+            let got = current(&folded, &x, &common.0, &common.1);
+            for (w, g) in want.iter().zip(&got) {
+                assert!((w - g).abs() < 1e-3 * (1.0 + w.abs()), "{w} vs {g}");
+            }
+        }
+    }
 }

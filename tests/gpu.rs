@@ -18,9 +18,9 @@ fn wgpu_forward_matches_the_cpu_engine() {
     let x = load_wav(&root.join("assets/clips/yes_0.wav"), 16000).unwrap();
     let mut mf = MelFrame::new(&m.config.features);
     let (input, _) = m.encode(&mut mf, &x);
-    let (want, _) = m.net.forward_clip(&input, Mode::Dense);
+    let (want, _) = m.net.first().forward_clip(&input, Mode::Dense);
     let dev = burn_device(DeviceKind::Gpu).unwrap();
-    let net = TrainNet::from_network(&m.net, &dev);
+    let net = TrainNet::from_network(m.net.first(), &dev);
     let c = m.config.encoder.out_channels(m.config.features.n_mels);
     let t = input.len() / c;
     let xt: Tensor<3> = Tensor::<2>::from_data(TensorData::new(input, [t, c]), &dev)

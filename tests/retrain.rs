@@ -236,10 +236,10 @@ fn retraining_is_reproducible_and_leaves_the_old_rows_alone() {
     let a = spikeword::Model::load(&outs[0]).unwrap();
     let b = spikeword::Model::load(&outs[1]).unwrap();
     // Same seed, same model (the replay draw once depended on hash-map order).
-    assert_eq!(a.net.readout.w, b.net.readout.w);
-    assert_eq!(a.net.readout.bias, b.net.readout.bias);
+    assert_eq!(a.net.first().readout.w, b.net.first().readout.w);
+    assert_eq!(a.net.first().readout.bias, b.net.first().readout.bias);
     // The old words' readout rows are the base model's, weight for weight.
-    let (ra, rb) = (&a.net.readout, &base.net.readout);
+    let (ra, rb) = (&a.net.first().readout, &base.net.first().readout);
     for c in 0..rb.n_classes {
         assert_eq!(ra.bias[c], rb.bias[c]);
         for i in 0..rb.c_in {

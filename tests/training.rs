@@ -123,13 +123,16 @@ fn an_interrupted_run_resumes_exactly() {
     let wb = std::fs::read(b.join("checkpoint.safetensors")).unwrap();
     let ma = spikeword::Model::from_bytes(&wa, "a").unwrap();
     let mb = spikeword::Model::from_bytes(&wb, "b").unwrap();
-    for (la, lb) in ma.net.layers.iter().zip(&mb.net.layers) {
+    for (la, lb) in ma.net.first().layers.iter().zip(&mb.net.first().layers) {
         assert!(
             la.w == lb.w && la.beta == lb.beta && la.threshold == lb.threshold,
             "weights differ"
         );
     }
-    assert!(ma.net.readout.w == mb.net.readout.w, "readout differs");
+    assert!(
+        ma.net.first().readout.w == mb.net.first().readout.w,
+        "readout differs"
+    );
     assert_eq!(losses(&a), losses(&b));
 }
 

@@ -170,7 +170,12 @@ fn classify_burn(
 ) -> Result<Vec<Result<Vec<f32>, String>>> {
     use burn::tensor::{Tensor, TensorData, activation::softmax};
     let dev = spikeword::train::trainer::burn_device(device)?;
-    let net = spikeword::train::net::TrainNet::from_network(&model.net, &dev);
+    let nets: Vec<_> = model
+        .net
+        .members
+        .iter()
+        .map(|n| spikeword::train::net::TrainNet::from_network(n, &dev))
+        .collect();
     let rate = model.config.features.sample_rate as usize;
     let inputs: Vec<Result<Vec<f32>, String>> = parallel_map(files, |f| {
         let x = load_wav(f, rate as u32).map_err(|e| e.to_string())?;
@@ -194,7 +199,14 @@ fn classify_burn(
             }
         }
         let x: Tensor<3> = Tensor::from_data(TensorData::new(xs, [batch.len(), c, t]), &dev);
-        let p = softmax(net.forward(x).logits, 1)
+        // Ensemble members vote by their mean logits, as on the CPU.
+        let logits = nets
+            .iter()
+            .map(|n| n.forward(x.clone()).logits)
+            .reduce(|a, b| a + b)
+            .expect("a model has a network")
+            .div_scalar(nets.len() as f32);
+        let p = softmax(logits, 1)
             .into_data()
             .try_to_vec::<f32>()
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;

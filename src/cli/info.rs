@@ -24,12 +24,17 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let n = &m.config.network;
     let params: usize = m
         .net
-        .layers
+        .members
         .iter()
-        .map(|l| l.w.len() + 3 * l.c_out)
-        .sum::<usize>()
-        + m.net.readout.w.len()
-        + 2 * m.net.readout.n_classes;
+        .map(|net| {
+            net.layers
+                .iter()
+                .map(|l| l.w.len() + 3 * l.c_out)
+                .sum::<usize>()
+                + net.readout.w.len()
+                + 2 * net.readout.n_classes
+        })
+        .sum();
     println!("labels:     {}", m.labels().join(" "));
     println!(
         "features:   {} log-mel bands {}-{} Hz, {} ms window, {} ms hop",
@@ -49,6 +54,12 @@ pub fn run(a: Args) -> Result<ExitCode> {
         n.reset,
         n.surrogate
     );
+    if m.net.len() > 1 {
+        println!(
+            "ensemble:   {} networks trained apart, voting by their mean class scores",
+            m.net.len()
+        );
+    }
     println!("parameters: {params}");
     let t = &m.training;
     let num = |k: &str| t.get(k).and_then(|v| v.as_f64());

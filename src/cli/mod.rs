@@ -3,6 +3,7 @@
 mod classify;
 mod data;
 mod detect;
+mod ensemble;
 mod eval;
 mod features;
 mod info;
@@ -55,6 +56,8 @@ enum Command {
     /// Training throughput on random input, one JSON line (benchmark helper).
     #[command(hide = true)]
     TrainBench(train::BenchArgs),
+    /// Combine trained models into one ensemble file (members vote by mean scores).
+    Ensemble(ensemble::Args),
     /// Accuracy, confusion and firing rates of a model on a labelled folder.
     Eval(eval::Args),
     /// What a model file holds: labels, architecture, features, training record.
@@ -75,6 +78,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Retrain(a) => retrain::run(a),
         Command::Train(a) => train::run(a),
         Command::TrainBench(a) => train::bench(a),
+        Command::Ensemble(a) => ensemble::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Info(a) => info::run(a),
         Command::Data(a) => data::run(a),

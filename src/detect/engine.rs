@@ -5,7 +5,7 @@
 use crate::encoding::{self, Encoder};
 use crate::features::{Normalizer, StreamingMel};
 use crate::model::Model;
-use crate::snn::{Mode, NetworkState};
+use crate::snn::{EnsembleState, Mode};
 
 use super::detector::{Detector, DetectorConfig, Event};
 
@@ -14,7 +14,7 @@ pub struct Engine<'m> {
     mel: StreamingMel,
     norm: Normalizer,
     encoder: Box<dyn Encoder>,
-    state: NetworkState,
+    state: EnsembleState,
     detector: Detector,
     mode: Mode,
     enc: Vec<f32>,
@@ -84,11 +84,11 @@ impl<'m> Engine<'m> {
         self.detector.smoothed()
     }
 
-    pub fn state(&self) -> &NetworkState {
+    pub fn state(&self) -> &EnsembleState {
         &self.state
     }
 
     pub fn frames_seen(&self) -> u64 {
-        self.state.frames
+        self.state.frames()
     }
 }

@@ -1,8 +1,11 @@
 //! The spiking network for inference: LIF neurons and causal dilated temporal
-//! convolutions, run frame by frame (the training graph lives in `train`).
+//! convolutions, run frame by frame (the training graph lives in `train`), alone or as an
+//! ensemble of independently trained networks voting by their mean scores.
 
+pub mod ensemble;
 pub mod lif;
 pub mod network;
 
+pub use ensemble::{Ensemble, EnsembleState};
 pub use lif::{leaky_step, lif_step};
 pub use network::{Mode, Network, NetworkState, Readout, SpikingLayer, random_network};

@@ -7,15 +7,62 @@ use std::collections::HashSet;
 use crate::eval::argmax;
 use crate::features::MelFrame;
 use crate::model::Model;
-use crate::snn::{Mode, Readout};
+use crate::snn::{Mode, Network, Readout};
 use crate::util::Rng;
 
-/// Time-weighted spike counts of the last spiking layer: the readout's input, one vector
-/// per distinct readout leak. The mean leaky readout over decision frames `t0..T` weighs
-/// the spikes of frame `u` by `(β^max(t0−u, 0) − β^(T−u)) / (T − t0)`.
-pub fn features(model: &Model, mf: &mut MelFrame, x: &[f32], betas: &[f32]) -> Vec<Vec<f32>> {
+/// For each ensemble member, its distinct readout leaks and, per class, which of them
+/// the class reads (features are computed once per distinct leak).
+#[derive(Debug, Clone)]
+pub struct FeatureSets {
+    pub betas: Vec<Vec<f32>>,
+    pub index: Vec<Vec<usize>>,
+}
+
+impl FeatureSets {
+    pub fn of(model: &Model) -> Self {
+        let mut betas = Vec::new();
+        let mut index = Vec::new();
+        for m in &model.net.members {
+            let mut bs: Vec<f32> = Vec::new();
+            let ix = m
+                .readout
+                .beta
+                .iter()
+                .map(|b| match bs.iter().position(|x| x == b) {
+                    Some(i) => i,
+                    None => {
+                        bs.push(*b);
+                        bs.len() - 1
+                    }
+                })
+                .collect();
+            betas.push(bs);
+            index.push(ix);
+        }
+        FeatureSets { betas, index }
+    }
+}
+
+/// Time-weighted spike counts of the last spiking layer: the readout's input, per member
+/// one vector per distinct readout leak. The mean leaky readout over decision frames
+/// `t0..T` weighs the spikes of frame `u` by `(β^max(t0−u, 0) − β^(T−u)) / (T − t0)`.
+pub fn features(
+    model: &Model,
+    mf: &mut MelFrame,
+    x: &[f32],
+    sets: &FeatureSets,
+) -> Vec<Vec<Vec<f32>>> {
     let (input, _) = model.encode(mf, x);
-    let net = &model.net;
+    model
+        .net
+        .members
+        .iter()
+        .zip(&sets.betas)
+        .map(|(net, betas)| member_features(net, &input, betas))
+        .collect()
+}
+
+fn member_features(net: &Network, input: &[f32], betas: &[f32]) -> Vec<Vec<f32>> {
     let c_in = net.layers[0].c_in;
     let t = input.len() / c_in;
     let mut st = net.new_state();
@@ -40,15 +87,19 @@ pub fn features(model: &Model, mf: &mut MelFrame, x: &[f32], betas: &[f32]) -> V
 }
 
 pub struct Sample {
-    pub feats: Vec<Vec<f32>>,
+    /// `[member][leak set][channel + 1]`, see `features`.
+    pub feats: Vec<Vec<Vec<f32>>>,
     pub label: usize,
 }
 
-/// Softmax regression of the readout rows `w[c]` (`[in]`) and biases on fixed features.
+/// Softmax regression of the readout rows `w[c]` (`[in]`) and biases of ensemble member
+/// `member` on its fixed features (members are fitted apart, each as a whole classifier).
+#[allow(clippy::too_many_arguments)]
 pub fn fit_readout(
     readout: &mut Readout,
     trainable: &[bool],
     beta_index: &[usize],
+    member: usize,
     train: &[Sample],
     epochs: usize,
     scale: f32,
@@ -90,7 +141,7 @@ pub fn fit_readout(
                 // logits_c = scale · (w_c · f_{β(c)} + b_c · Σ_t weights[t])
                 let logits: Vec<f32> = (0..n_cls)
                     .map(|c| {
-                        let f = &s.feats[beta_index[c]];
+                        let f = &s.feats[member][beta_index[c]];
                         scale
                             * (w[c * n_in..(c + 1) * n_in]
                                 .iter()
@@ -104,7 +155,7 @@ pub fn fit_readout(
                 for c in 0..n_cls {
                     let g = cw[s.label] * scale * (p[c] - (c == s.label) as u8 as f32)
                         / chunk.len() as f32;
-                    let f = &s.feats[beta_index[c]];
+                    let f = &s.feats[member][beta_index[c]];
                     gb[c] += g * f[n_in];
                     for (gw, x) in gw[c * n_in..(c + 1) * n_in].iter_mut().zip(f) {
                         *gw += g * x;
@@ -137,21 +188,26 @@ pub fn fit_readout(
     readout.bias = b;
 }
 
-pub fn logits(model: &Model, s: &Sample, beta_index: &[usize]) -> Vec<f32> {
-    let r = &model.net.readout;
-    (0..r.n_classes)
-        .map(|c| {
-            let f = &s.feats[beta_index[c]];
-            (0..r.c_in)
+/// Clip logits (before the logit scale) of the ensemble: the mean over members.
+pub fn logits(model: &Model, s: &Sample, sets: &FeatureSets) -> Vec<f32> {
+    let k = model.net.len() as f32;
+    let mut out = vec![0f32; model.n_labels()];
+    for (m, net) in model.net.members.iter().enumerate() {
+        let r = &net.readout;
+        for (c, o) in out.iter_mut().enumerate() {
+            let f = &s.feats[m][sets.index[m][c]];
+            let z = (0..r.c_in)
                 .map(|i| r.w[i * r.n_classes + c] * f[i])
                 .sum::<f32>()
-                + r.bias[c] * f[r.c_in]
-        })
-        .collect()
+                + r.bias[c] * f[r.c_in];
+            *o += z / k;
+        }
+    }
+    out
 }
 
-pub fn predict(model: &Model, s: &Sample, beta_index: &[usize]) -> usize {
-    argmax(&logits(model, s, beta_index))
+pub fn predict(model: &Model, s: &Sample, sets: &FeatureSets) -> usize {
+    argmax(&logits(model, s, sets))
 }
 
 /// Lowers the new classes' biases (all by the same logit offset) until at most
@@ -159,7 +215,7 @@ pub fn predict(model: &Model, s: &Sample, beta_index: &[usize]) -> usize {
 /// over by a new word. Returns the offset applied (0 when none was needed).
 pub fn guard_old_classes(
     model: &mut Model,
-    beta_index: &[usize],
+    sets: &FeatureSets,
     old_clips: &[&Sample],
     new_idx: &HashSet<usize>,
     max_drop: f64,
@@ -168,7 +224,7 @@ pub fn guard_old_classes(
     let mut over: Vec<f32> = old_clips
         .iter()
         .filter_map(|s| {
-            let z = logits(model, s, beta_index);
+            let z = logits(model, s, sets);
             let best = |new: bool| {
                 z.iter()
                     .enumerate()
@@ -187,11 +243,14 @@ pub fn guard_old_classes(
         Some(&d) if d >= 0.0 => d + 1e-4,
         _ => return 0.0,
     };
-    // logit_c = w_c·f + b_c·Σweights: a bias change moves the logit by Σweights times it.
-    let r = &mut model.net.readout;
-    for &c in new_idx {
-        let sum_w = old_clips[0].feats[beta_index[c]][r.c_in].max(1e-6);
-        r.bias[c] -= shift / sum_w;
+    // logit_c = w_c·f + b_c·Σweights: a bias change moves the logit by Σweights times it;
+    // moving every member's logit by `shift` moves their mean by it.
+    for (m, net) in model.net.members.iter_mut().enumerate() {
+        let r = &mut net.readout;
+        for &c in new_idx {
+            let sum_w = old_clips[0].feats[m][sets.index[m][c]][r.c_in].max(1e-6);
+            r.bias[c] -= shift / sum_w;
+        }
     }
     shift
 }

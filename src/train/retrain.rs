@@ -23,7 +23,7 @@ use crate::model::Model;
 use crate::snn::Readout;
 use crate::util::Rng;
 
-use super::readout_fit::{Sample, features, fit_readout, guard_old_classes, predict};
+use super::readout_fit::{FeatureSets, Sample, features, fit_readout, guard_old_classes, predict};
 
 #[derive(Debug, Clone)]
 pub struct RetrainOptions {
@@ -245,44 +245,13 @@ pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainRep
         ));
     }
 
-    // The new model: same network, readout widened (old rows kept) or replaced.
+    // The new model: same networks, each readout widened (old rows kept) or replaced.
     let mut model = base.clone();
     model.config.labels = labels.clone();
-    let r = &base.net.readout;
-    let n_cls = labels.len();
-    let mean_beta = r.beta.iter().sum::<f32>() / r.beta.len() as f32;
-    let mut readout = Readout {
-        c_in: r.c_in,
-        n_classes: n_cls,
-        w: vec![0.0; r.c_in * n_cls],
-        bias: vec![0.0; n_cls],
-        beta: vec![mean_beta; n_cls],
-    };
-    for (c, l) in labels.iter().enumerate() {
-        if let Some(oc) = old.iter().position(|x| x == l) {
-            readout.beta[c] = r.beta[oc];
-            readout.bias[c] = r.bias[oc];
-            for i in 0..r.c_in {
-                readout.w[i * n_cls + c] = r.w[i * r.n_classes + oc];
-            }
-        }
+    for net in &mut model.net.members {
+        net.readout = widened_readout(&net.readout, &old, &labels);
     }
-    model.net.readout = readout;
-    // Distinct leaks → feature sets.
-    let mut betas: Vec<f32> = Vec::new();
-    let beta_index: Vec<usize> = model
-        .net
-        .readout
-        .beta
-        .iter()
-        .map(|b| match betas.iter().position(|x| x == b) {
-            Some(i) => i,
-            None => {
-                betas.push(*b);
-                betas.len() - 1
-            }
-        })
-        .collect();
+    let sets = FeatureSets::of(&model);
 
     // Validation: one held-out speaker per word when speakers are known, else 20 %.
     let speakers: HashSet<&str> = examples.iter().map(|e| e.speaker.as_str()).collect();
@@ -416,7 +385,7 @@ pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainRep
             augment::augment_wave(x, &noise, &aug, rate, &mut Rng::new(seed))
         };
         with_mel_frame(&frozen.config.features, |mf| {
-            features(&frozen, mf, &y, &betas)
+            features(&frozen, mf, &y, &sets)
         })
     };
     let train: Vec<Sample> = parallel_map(&jobs, |(x, l, s)| Sample {
@@ -429,15 +398,19 @@ pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainRep
         .iter()
         .map(|l| opts.replace || opts.finetune_epochs > 0 || !old.contains(l))
         .collect();
-    fit_readout(
-        &mut model.net.readout,
-        &trainable,
-        &beta_index,
-        &train,
-        opts.epochs,
-        model.config.network.logit_scale,
-        &mut rng,
-    );
+    let scale = model.config.network.logit_scale;
+    for (m, net) in model.net.members.iter_mut().enumerate() {
+        fit_readout(
+            &mut net.readout,
+            &trainable,
+            &sets.index[m],
+            m,
+            &train,
+            opts.epochs,
+            scale,
+            &mut rng,
+        );
+    }
     if opts.finetune_epochs > 0 {
         finetune(
             &mut model,
@@ -452,7 +425,7 @@ pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainRep
     let fitted = model.clone();
     let vfeats = |x: &[f32]| {
         with_mel_frame(&fitted.config.features, |mf| {
-            features(&fitted, mf, x, &betas)
+            features(&fitted, mf, x, &sets)
         })
     };
 
@@ -488,18 +461,12 @@ pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainRep
         0.0
     } else {
         let samples: Vec<&Sample> = rv.iter().map(|(_, s)| s).collect();
-        guard_old_classes(
-            &mut model,
-            &beta_index,
-            &samples,
-            &new_idx,
-            opts.max_old_drop,
-        )
+        guard_old_classes(&mut model, &sets, &samples, &new_idx, opts.max_old_drop)
     };
     let acc = |v: &[(usize, Sample)]| -> Option<f64> {
         (!v.is_empty()).then(|| {
             v.iter()
-                .filter(|(_, s)| predict(&model, s, &beta_index) == s.label)
+                .filter(|(_, s)| predict(&model, s, &sets) == s.label)
                 .count() as f64
                 / v.len() as f64
         })
@@ -526,7 +493,7 @@ pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainRep
             .collect();
         (!v.is_empty()).then(|| {
             v.iter()
-                .filter(|s| new_idx.contains(&predict(&model, s, &beta_index)))
+                .filter(|s| new_idx.contains(&predict(&model, s, &sets)))
                 .count() as f64
                 / v.len() as f64
         })
@@ -544,7 +511,7 @@ pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainRep
             if ia != ib && !mine.is_empty() {
                 let k = mine
                     .iter()
-                    .filter(|s| predict(&model, s, &beta_index) == ib)
+                    .filter(|s| predict(&model, s, &sets) == ib)
                     .count();
                 if k * 4 > mine.len() {
                     warnings.push(format!("'{a}' is often taken for '{b}' ({k}/{} held-out examples): confusable words", mine.len()));
@@ -576,8 +543,33 @@ pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainRep
     Ok((model, report))
 }
 
+/// A readout for `labels`: the rows of labels in `old` copied, new rows zero with the mean
+/// leak (fitted afterwards).
+fn widened_readout(r: &Readout, old: &[String], labels: &[String]) -> Readout {
+    let n_cls = labels.len();
+    let mean_beta = r.beta.iter().sum::<f32>() / r.beta.len() as f32;
+    let mut readout = Readout {
+        c_in: r.c_in,
+        n_classes: n_cls,
+        w: vec![0.0; r.c_in * n_cls],
+        bias: vec![0.0; n_cls],
+        beta: vec![mean_beta; n_cls],
+    };
+    for (c, l) in labels.iter().enumerate() {
+        if let Some(oc) = old.iter().position(|x| x == l) {
+            readout.beta[c] = r.beta[oc];
+            readout.bias[c] = r.bias[oc];
+            for i in 0..r.c_in {
+                readout.w[i * n_cls + c] = r.w[i * r.n_classes + oc];
+            }
+        }
+    }
+    readout
+}
+
 /// Fine-tunes every parameter (spiking layers, leaks, thresholds, readout) at a low
-/// learning rate with surrogate gradients, on the augmented examples and the replay.
+/// learning rate with surrogate gradients, on the augmented examples and the replay;
+/// each ensemble member on the same batches with its own optimiser.
 fn finetune(
     model: &mut Model,
     jobs: &[(Vec<f32>, usize, u64)],
@@ -589,10 +581,17 @@ fn finetune(
     use burn::optim::{AdamConfig, GradientsParams, grad_clipping::GradientClippingConfig};
     use burn::tensor::{Device, Int, Tensor, TensorData};
     let dev = Device::flex().autodiff();
-    let mut tn = super::net::TrainNet::from_network(&model.net, &dev);
-    let mut optim = AdamConfig::new()
-        .with_grad_clipping(Some(GradientClippingConfig::Norm(1.0)))
-        .init();
+    let mut nets: Vec<_> = model
+        .net
+        .members
+        .iter()
+        .map(|n| {
+            let optim = AdamConfig::new()
+                .with_grad_clipping(Some(GradientClippingConfig::Norm(1.0)))
+                .init();
+            (super::net::TrainNet::from_network(n, &dev), optim)
+        })
+        .collect();
     let rate = model.config.features.sample_rate;
     let c = model
         .config
@@ -609,27 +608,41 @@ fn finetune(
             let (enc, _) = frozen.encode(&mut MelFrame::new(&frozen.config.features), &y);
             super::net::channels_first(&enc, c)
         });
-        for (chunk, xs) in seeds.chunks(32).zip(inputs.chunks(32)) {
-            let b = chunk.len();
-            let t = xs[0].len() / c;
-            let x: Tensor<3> = Tensor::from_data(TensorData::new(xs.concat(), [b, c, t]), &dev);
-            let y: Tensor<1, Int> = Tensor::from_data(
-                TensorData::new(
-                    chunk
-                        .iter()
-                        .map(|(i, _)| jobs[*i].1 as i64)
-                        .collect::<Vec<_>>(),
-                    [b],
-                ),
-                &dev,
-            );
-            let f = tn.forward(x);
-            let l = super::net::loss(&f, y, 0.03, 4.0);
-            let grads = GradientsParams::from_grads(l.backward(), &tn);
-            tn = optim.step(3e-4, tn, grads).clamp();
-        }
+        let batches: Vec<(Vec<f32>, Vec<i64>)> = seeds
+            .chunks(32)
+            .zip(inputs.chunks(32))
+            .map(|(chunk, xs)| {
+                (
+                    xs.concat(),
+                    chunk.iter().map(|(i, _)| jobs[*i].1 as i64).collect(),
+                )
+            })
+            .collect();
+        // Members learn apart on the same batches: one thread each (burn's CPU backend
+        // keeps one core busy per graph).
+        std::thread::scope(|s| {
+            for (tn, optim) in nets.iter_mut() {
+                let (batches, dev) = (&batches, &dev);
+                s.spawn(move || {
+                    for (xs, ys) in batches {
+                        let b = ys.len();
+                        let t = xs.len() / (b * c);
+                        let x: Tensor<3> =
+                            Tensor::from_data(TensorData::new(xs.clone(), [b, c, t]), dev);
+                        let y: Tensor<1, Int> =
+                            Tensor::from_data(TensorData::new(ys.clone(), [b]), dev);
+                        let f = tn.forward(x);
+                        let l = super::net::loss(&f, y, 0.03, 4.0);
+                        let grads = GradientsParams::from_grads(l.backward(), &*tn);
+                        *tn = optim.step(3e-4, tn.clone(), grads).clamp();
+                    }
+                });
+            }
+        });
     }
-    model.net = tn.to_network();
+    for (m, (tn, _)) in model.net.members.iter_mut().zip(&nets) {
+        *m = tn.to_network();
+    }
     Ok(())
 }
 

@@ -21,7 +21,7 @@ use crate::encoding;
 use crate::eval::{evaluate, load_labeled, parallel_map};
 use crate::features::{MelFrame, Normalizer, log_mel_with, with_mel_frame};
 use crate::model::Model;
-use crate::snn::{Network, random_network};
+use crate::snn::{Ensemble, Network, random_network};
 use crate::util::{Rng, atomic_write};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -312,7 +312,7 @@ fn build_model(
             norm_mean: mean,
             norm_std: std,
         },
-        net,
+        net: Ensemble::single(net),
         training,
     }
 }
@@ -386,7 +386,11 @@ pub fn train_for(mut opts: TrainOptions, resume: bool, stop_after: Option<usize>
         Some((m, p)) => (
             m.config.norm_mean.clone(),
             m.config.norm_std.clone(),
-            m.net,
+            m.net
+                .members
+                .into_iter()
+                .next()
+                .expect("a model has a network"),
             p,
         ),
         None if opts.init.is_some() => {
@@ -400,6 +404,13 @@ pub fn train_for(mut opts: TrainOptions, resume: bool, stop_after: Option<usize>
                     labels.join(",")
                 );
             }
+            if m.net.len() > 1 {
+                bail!(
+                    "--init {}: an ensemble of {} networks; training starts from one network",
+                    path.display(),
+                    m.net.len()
+                );
+            }
             // The architecture and front end are the initial model's.
             opts.features = m.config.features.clone();
             opts.encoder = m.config.encoder.clone();
@@ -408,7 +419,11 @@ pub fn train_for(mut opts: TrainOptions, resume: bool, stop_after: Option<usize>
             (
                 m.config.norm_mean.clone(),
                 m.config.norm_std.clone(),
-                m.net,
+                m.net
+                    .members
+                    .into_iter()
+                    .next()
+                    .expect("a model has a network"),
                 p,
             )
         }

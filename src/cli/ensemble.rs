@@ -1,0 +1,77 @@
+//! `spikeword ensemble`: several trained models of the same shape in one file, voting by
+//! their mean class scores (steadier inside a stream, more accurate; cost × members).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+
+use spikeword::Model;
+use spikeword::eval::{evaluate, load_labeled};
+use spikeword::train::{Dataset, Split, model_split_rule};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Member model files (each from `spikeword train`, or ensembles themselves).
+    #[arg(required = true, num_args = 2..)]
+    models: Vec<PathBuf>,
+    /// The ensemble file to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Speech Commands folder: the ensemble is tested on its test speakers (the members'
+    /// split) and the result recorded in the file; `none` skips it.
+    #[arg(long, default_value = "../shared/data/speech_commands")]
+    data: PathBuf,
+}
+
+pub fn run(a: Args) -> Result<ExitCode> {
+    let same =
+        |p: &PathBuf| matches!((p.canonicalize(), a.out.canonicalize()), (Ok(x), Ok(y)) if x == y);
+    for p in &a.models {
+        if same(p) {
+            bail!(
+                "--out {} is one of the members: choose another file",
+                a.out.display()
+            );
+        }
+    }
+    let members = a
+        .models
+        .iter()
+        .map(|p| Model::load(p).with_context(|| format!("member {}", p.display())))
+        .collect::<Result<Vec<_>>>()?;
+    let mut model = Model::ensemble(members)?;
+    let k = model.net.len();
+    let date = spikeword::train::trainer::chrono_free_date();
+    model.training["date"] = date.into();
+    model.training["member_files"] = a
+        .models
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .into();
+    if a.data.as_os_str() != "none" {
+        let ds = Dataset::scan(&a.data, &model_split_rule(&model))
+            .with_context(|| format!("test data {}", a.data.display()))?;
+        let (data, _) = load_labeled(
+            &ds,
+            Some(Split::Test),
+            model.labels(),
+            model.config.features.sample_rate,
+        );
+        if data.is_empty() {
+            bail!("no test clips under {}", a.data.display());
+        }
+        let (rep, _) = evaluate(&model, &data);
+        print!("{}", rep.to_text());
+        model.training["test_accuracy"] = rep.accuracy.into();
+        model.training["test_clips"] = rep.n.into();
+        model.training["test_firing_rate_hz"] = rep.firing_rate_hz.into();
+    }
+    if let Some(dir) = a.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    model.save(&a.out)?;
+    eprintln!("saved {} ({k} networks)", a.out.display());
+    Ok(ExitCode::SUCCESS)
+}

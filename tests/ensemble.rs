@@ -1,0 +1,178 @@
+//! Ensembles: members vote by their mean class scores, files round-trip, mismatched
+//! members and misuse are refused with clear errors.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use spikeword::Model;
+use spikeword::features::MelFrame;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn shipped() -> Model {
+    Model::load(&root().join("models/gsc12.safetensors")).unwrap()
+}
+
+fn clip(word: &str) -> Vec<f32> {
+    spikeword::load_wav(&root().join(format!("assets/clips/{word}_0.wav")), 16000).unwrap()
+}
+
+fn version(p: &Path) -> String {
+    let bytes = std::fs::read(p).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    meta.metadata().as_ref().unwrap()["format_version"].clone()
+}
+
+/// Two different one-network models: the shipped model's members, or (if it has one
+/// network) it and a copy with a changed readout.
+fn two_members() -> (Model, Model) {
+    let m = shipped();
+    let a = m.member(0).unwrap();
+    let b = match m.member(1) {
+        Some(b) => b,
+        None => {
+            let mut b = a.clone();
+            b.net.members[0]
+                .readout
+                .bias
+                .iter_mut()
+                .enumerate()
+                .for_each(|(i, v)| *v += 0.05 * i as f32);
+            b
+        }
+    };
+    (a, b)
+}
+
+#[test]
+fn an_ensemble_decides_by_the_mean_of_its_members_and_survives_a_file() {
+    let (a, b) = two_members();
+    let e = Model::ensemble(vec![a.clone(), b.clone()]).unwrap();
+    assert_eq!(e.net.len(), 2);
+    let d = tempfile::tempdir().unwrap();
+    let (pa, pe) = (
+        d.path().join("a.safetensors"),
+        d.path().join("e.safetensors"),
+    );
+    a.save(&pa).unwrap();
+    e.save(&pe).unwrap();
+    // One network keeps the old layout (older builds read it); an ensemble is version 2.
+    assert_eq!(version(&pa), "1");
+    assert_eq!(version(&pe), "2");
+    let e2 = Model::load(&pe).unwrap();
+    let mut mf = MelFrame::new(&a.config.features);
+    for w in ["yes", "left", "stop"] {
+        let x = clip(w);
+        let (la, lb) = (
+            a.classify(&mut mf, &x).logits,
+            b.classify(&mut mf, &x).logits,
+        );
+        let out = e2.classify(&mut mf, &x);
+        for ((m, x), y) in out.logits.iter().zip(&la).zip(&lb) {
+            assert!((m - (x + y) / 2.0).abs() < 1e-4, "{w}: {m} vs {x} {y}");
+        }
+        assert_eq!(out.logits, e.classify(&mut mf, &x).logits);
+        // Spikes of both members are counted.
+        let sa: u64 = a.classify(&mut mf, &x).spike_counts.iter().sum();
+        let sb: u64 = b.classify(&mut mf, &x).spike_counts.iter().sum();
+        assert_eq!(out.spike_counts.iter().sum::<u64>(), sa + sb);
+    }
+    assert_eq!(
+        e2.member(1).unwrap().net.first().readout.w,
+        b.net.first().readout.w
+    );
+}
+
+#[test]
+fn members_that_do_not_fit_together_are_refused() {
+    let (a, b) = two_members();
+    let mut other = b.clone();
+    other.config.labels.swap(0, 1);
+    let err = Model::ensemble(vec![a.clone(), other])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("label list"), "{err}");
+    // Spike encoders threshold the normalised input: another normalisation cannot be
+    // folded into the weights.
+    let delta = spikeword::EncoderConfig::Delta { threshold: 0.5 };
+    let (mut a, mut other) = (a, b);
+    a.config.encoder = delta.clone();
+    other.config.encoder = delta;
+    other.config.norm_mean[3] += 0.5;
+    let err = Model::ensemble(vec![a, other]).unwrap_err().to_string();
+    assert!(err.contains("normalisation"), "{err}");
+}
+
+#[test]
+fn the_ensemble_command_writes_a_file_the_other_commands_use() {
+    let (a, b) = two_members();
+    let d = tempfile::tempdir().unwrap();
+    let (pa, pb, pe) = (
+        d.path().join("a.safetensors"),
+        d.path().join("b.safetensors"),
+        d.path().join("e.safetensors"),
+    );
+    a.save(&pa).unwrap();
+    b.save(&pb).unwrap();
+    let run = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_spikeword"))
+            .args(args)
+            .current_dir(root())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+            err,
+        )
+    };
+    let s = |p: &PathBuf| p.display().to_string();
+    let (code, _, err) = run(&[
+        "ensemble",
+        &s(&pa),
+        &s(&pb),
+        "--out",
+        &s(&pe),
+        "--data",
+        "none",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, _) = run(&["info", "--model", &s(&pe)]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("ensemble:   2 networks"), "{out}");
+    let yes = s(&root().join("assets/clips/yes_0.wav"));
+    let (code, out, err) = run(&["classify", "--model", &s(&pe), "--json", &yes]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("\"label\":\"yes\""), "{out}");
+    // Writing over a member, or training from an ensemble, is refused.
+    let (code, _, err) = run(&[
+        "ensemble",
+        &s(&pa),
+        &s(&pb),
+        "--out",
+        &s(&pa),
+        "--data",
+        "none",
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("one of the members"), "{err}");
+    let (code, _, err) = run(&[
+        "train",
+        "--init",
+        &s(&pe),
+        "--split-rule",
+        "salted",
+        "--epochs",
+        "1",
+        "--run-dir",
+        &s(&d.path().join("run")),
+        "--out",
+        &s(&d.path().join("t.safetensors")),
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("ensemble of 2 networks"), "{err}");
+}
