@@ -2,9 +2,11 @@
 //! decision is to perturbations smaller than any context (one frame), on the held-out
 //! Speech Commands speakers.
 //!
-//!     cargo run --release --example stream_agreement -- [MODEL] [official|salted]
+//!     cargo run --release --example stream_agreement -- [MODEL] [official|salted] [test|validation]
 //!
-//! The speaker split is the model's own (its training record), or the one given.
+//! The speaker split is the model's own (its training record), or the one given; the
+//! clips are its test speakers, or its validation speakers (to choose between models
+//! without looking at the test set).
 //!
 //! Streaming: the engine is fed `context` then the clip; its smoothed decision over the
 //! last 98 frames (exactly the clip's) is compared with `Model::classify` on the clip alone.
@@ -39,8 +41,13 @@ fn main() -> anyhow::Result<()> {
         None => model_split_rule(&m),
     };
     let ds = Dataset::scan(&root, &rule)?;
-    let clips: Vec<_> = ds.split(Split::Test).collect();
-    let noise_files = ds.noise_for(Split::Test);
+    let split = match std::env::args().nth(3).as_deref() {
+        None | Some("test") => Split::Test,
+        Some("validation") => Split::Validation,
+        Some(other) => anyhow::bail!("clips {other:?}: use test or validation"),
+    };
+    let clips: Vec<_> = ds.split(split).collect();
+    let noise_files = ds.noise_for(split);
     let noise = load_wav(&noise_files[0], 16000)?;
     let noise_ctx: Vec<f32> = noise.iter().cycle().take(8000).map(|v| v * 0.2).collect();
     let speech_ctx = fit_length(&load_wav(&clips[3].path, 16000)?, 16000);
@@ -106,7 +113,10 @@ fn main() -> anyhow::Result<()> {
         n += 1;
     }
     let pct = |k: usize| 100.0 * k as f64 / n as f64;
-    println!("{}: {n} held-out clips", path.display());
+    println!(
+        "{}: {n} held-out clips ({split:?} speakers)",
+        path.display()
+    );
     for (k, (name, _)) in contexts.iter().enumerate() {
         println!(
             "  streaming = offline after {name:<24} {:.1} %",

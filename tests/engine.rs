@@ -71,15 +71,16 @@ fn a_clip_inside_a_stream_gets_its_offline_label() {
             clips.len(),
             100.0 * agreement
         );
-        // The aim is 98 %. The shipped model's decision flips on a few per cent of clips
-        // under any perturbation, even one zero-input frame before the clip offline
-        // (`cargo run --release --example stream_agreement`): context cannot do better.
+        // The aim is 98 %. One network's decision flips on a few per cent of clips under
+        // any perturbation (even one zero-input frame before the clip offline); the shipped
+        // ensemble averages that out, except on clips near a decision boundary
+        // (`cargo run --release --example stream_agreement`).
         assert!(agreement >= AGREEMENT_FLOOR, "{name}: {agreement}");
     }
 }
 
 /// What the shipped model reaches here, less a margin (see the model card).
-const AGREEMENT_FLOOR: f64 = 0.90;
+const AGREEMENT_FLOOR: f64 = 0.95;
 
 #[test]
 fn state_size_stays_constant_over_a_long_stream() {

@@ -63,7 +63,10 @@ pub fn run(a: Args) -> Result<ExitCode> {
             bail!("no test clips under {}", a.data.display());
         }
         let (rep, _) = evaluate(&model, &data);
-        print!("{}", rep.to_text());
+        // The headline; `spikeword eval` gives classes and confusions.
+        let text = rep.to_text();
+        print!("{}", text.split("\n\n").next().unwrap_or(&text));
+        println!();
         model.training["test_accuracy"] = rep.accuracy.into();
         model.training["test_clips"] = rep.n.into();
         model.training["test_firing_rate_hz"] = rep.firing_rate_hz.into();
