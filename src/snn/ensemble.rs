@@ -59,6 +59,14 @@ impl Ensemble {
         &self.members[0]
     }
 
+    /// The first member, by value (training continues one network).
+    pub fn into_first(self) -> Network {
+        self.members
+            .into_iter()
+            .next()
+            .expect("an ensemble has a member")
+    }
+
     pub fn len(&self) -> usize {
         self.members.len()
     }

@@ -386,11 +386,7 @@ pub fn train_for(mut opts: TrainOptions, resume: bool, stop_after: Option<usize>
         Some((m, p)) => (
             m.config.norm_mean.clone(),
             m.config.norm_std.clone(),
-            m.net
-                .members
-                .into_iter()
-                .next()
-                .expect("a model has a network"),
+            m.net.into_first(),
             p,
         ),
         None if opts.init.is_some() => {
@@ -419,11 +415,7 @@ pub fn train_for(mut opts: TrainOptions, resume: bool, stop_after: Option<usize>
             (
                 m.config.norm_mean.clone(),
                 m.config.norm_std.clone(),
-                m.net
-                    .members
-                    .into_iter()
-                    .next()
-                    .expect("a model has a network"),
+                m.net.into_first(),
                 p,
             )
         }
