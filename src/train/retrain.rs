@@ -5,7 +5,9 @@
 //! which stay as they were (`readout_fit`: softmax regression on time-weighted spike
 //! counts, no burn graph, seconds). The fit sees heavily augmented copies of the
 //! examples with replayed old classes, unknown words and noise, so the new words do not
-//! fire on everything; a bias guard then keeps them from taking over old words.
+//! fire on everything; a bias guard then keeps them from taking over old words. In an
+//! ensemble every network gets its own rows, fitted on its own spike counts; reports and
+//! the guard use the members' mean, as inference does.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
