@@ -102,44 +102,20 @@ impl Model {
         let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
         for (k, net) in self.net.members.iter().enumerate() {
             let pre = member_prefix(k);
+            let mut push = |name: String, shape: Vec<usize>, v: &[f32]| {
+                tensors.push((format!("{pre}{name}"), shape, f32s(v)))
+            };
             for (i, l) in net.layers.iter().enumerate() {
-                tensors.push((
-                    format!("{pre}layers.{i}.weight"),
-                    vec![l.c_out, l.c_in, l.kernel],
-                    f32s(&l.conv_weight()),
-                ));
-                tensors.push((
-                    format!("{pre}layers.{i}.bias"),
-                    vec![l.c_out],
-                    f32s(&l.bias),
-                ));
-                tensors.push((
-                    format!("{pre}layers.{i}.beta"),
-                    vec![l.c_out],
-                    f32s(&l.beta),
-                ));
-                tensors.push((
-                    format!("{pre}layers.{i}.threshold"),
-                    vec![l.c_out],
-                    f32s(&l.threshold),
-                ));
+                let shape = vec![l.c_out, l.c_in, l.kernel];
+                push(format!("layers.{i}.weight"), shape, &l.conv_weight());
+                push(format!("layers.{i}.bias"), vec![l.c_out], &l.bias);
+                push(format!("layers.{i}.beta"), vec![l.c_out], &l.beta);
+                push(format!("layers.{i}.threshold"), vec![l.c_out], &l.threshold);
             }
             let r = &net.readout;
-            tensors.push((
-                format!("{pre}readout.weight"),
-                vec![r.c_in, r.n_classes],
-                f32s(&r.w),
-            ));
-            tensors.push((
-                format!("{pre}readout.bias"),
-                vec![r.n_classes],
-                f32s(&r.bias),
-            ));
-            tensors.push((
-                format!("{pre}readout.beta"),
-                vec![r.n_classes],
-                f32s(&r.beta),
-            ));
+            push("readout.weight".into(), vec![r.c_in, r.n_classes], &r.w);
+            push("readout.bias".into(), vec![r.n_classes], &r.bias);
+            push("readout.beta".into(), vec![r.n_classes], &r.beta);
         }
         let views: Vec<(String, TensorView)> = tensors
             .iter()
