@@ -8,8 +8,8 @@
 //! clips are its test speakers, or its validation speakers (to choose between models
 //! without looking at the test set).
 //!
-//! Streaming: the engine is fed `context` then the clip; its smoothed decision over the
-//! last 98 frames (exactly the clip's) is compared with `Model::classify` on the clip alone.
+//! Streaming: the engine is fed `context` then the clip; its smoothed decision (over the
+//! clip's decision window, its last frames) is compared with `Model::classify` on the clip alone.
 //! Stability: the same clip classified offline after one zero-input frame (its membranes
 //! start from one frame of bias instead of zero), or as the 1 s window one frame (10 ms)
 //! earlier in a noisy stream. These bound what any streaming engine can agree to.

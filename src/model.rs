@@ -322,6 +322,24 @@ impl Model {
         Ok(out)
     }
 
+    /// Sets the frames of a 1 s clip its decision averages over (the last `frames`; 0: all)
+    /// for every member: an inference choice, also the detector's smoothing window.
+    pub fn set_decision_frames(&mut self, frames: usize) -> Result<(), ModelError> {
+        let f = &self.config.features;
+        let clip = (f.sample_rate as usize - f.win_length) / f.hop_length + 1;
+        if frames > clip {
+            return Err(ModelError::Invalid(
+                "decision window".into(),
+                format!("{frames} frames is longer than a 1 s clip ({clip} frames)"),
+            ));
+        }
+        self.config.network.decision_frames = frames;
+        for m in &mut self.net.members {
+            m.config.decision_frames = frames;
+        }
+        Ok(())
+    }
+
     /// Member `k` of an ensemble as a one-network model (with its own training record).
     pub fn member(&self, k: usize) -> Option<Model> {
         let net = self.net.members.get(k)?.clone();

@@ -62,7 +62,8 @@ fn a_clip_inside_a_stream_gets_its_offline_label() {
             let mut e = Engine::new(&m, DetectorConfig::default());
             e.push(ctx, |_| {});
             e.push(&x, |_| {});
-            // The last 98 frames are exactly the clip's: the smoothed decision is the clip's.
+            // The smoothing window is the clip's decision window (its last frames), so the
+            // smoothed decision is the clip's.
             same += (argmax(e.smoothed()) == offline) as usize;
         }
         let agreement = same as f64 / clips.len() as f64;

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use spikeword::Model;
+use spikeword::detect::{DetectorConfig, Engine};
 use spikeword::features::MelFrame;
 
 fn root() -> PathBuf {
@@ -144,6 +145,19 @@ fn the_ensemble_command_writes_a_file_the_other_commands_use() {
     let (code, out, _) = run(&["info", "--model", &s(&pe)]);
     assert_eq!(code, Some(0));
     assert!(out.contains("ensemble:   2 networks"), "{out}");
+    let (code, _, err) = run(&[
+        "ensemble",
+        &s(&pa),
+        &s(&pb),
+        "--out",
+        &s(&d.path().join("long.safetensors")),
+        "--data",
+        "none",
+        "--decision-frames",
+        "200",
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("longer than a 1 s clip"), "{err}");
     let yes = s(&root().join("assets/clips/yes_0.wav"));
     let (code, out, err) = run(&["classify", "--model", &s(&pe), "--json", &yes]);
     assert_eq!(code, Some(0), "{err}");
@@ -175,4 +189,33 @@ fn the_ensemble_command_writes_a_file_the_other_commands_use() {
     ]);
     assert_eq!(code, Some(1));
     assert!(err.contains("ensemble of 2 networks"), "{err}");
+}
+
+#[test]
+fn the_decision_window_is_the_clip_decision_and_the_detectors_window() {
+    let mut m = shipped();
+    assert!(m.set_decision_frames(99).is_err(), "longer than a 1 s clip");
+    m.set_decision_frames(60).unwrap();
+    assert_eq!(m.decision_window(), 60);
+    let mut mf = MelFrame::new(&m.config.features);
+    for word in ["yes", "no", "left", "stop"] {
+        let x = spikeword::audio::fit_length(&clip(word), 16000);
+        let offline = m.classify(&mut mf, &x).probs;
+        // From rest, the detector's mean over its window of the last frames is the
+        // offline decision over the same frames.
+        let mut e = Engine::new(&m, DetectorConfig::default());
+        e.push(&x, |_| {});
+        for (a, b) in e.smoothed().iter().zip(&offline) {
+            assert!((a - b).abs() < 1e-4, "{word}: {a} vs {b}");
+        }
+    }
+    // A different window changes the decision, so the window above was the one used.
+    let mut all = shipped();
+    all.set_decision_frames(0).unwrap();
+    let x = spikeword::audio::fit_length(&clip("no"), 16000);
+    let (p60, p98) = (
+        m.classify(&mut mf, &x).probs,
+        all.classify(&mut mf, &x).probs,
+    );
+    assert!(p60.iter().zip(&p98).any(|(a, b)| (a - b).abs() > 1e-3));
 }

@@ -22,6 +22,11 @@ pub struct Args {
     /// split) and the result recorded in the file; `none` skips it.
     #[arg(long, default_value = "../shared/data/speech_commands")]
     data: PathBuf,
+    /// The members vote over the last N frames of a 1 s clip (0: all 98), which is also
+    /// the detector's smoothing window. Leaving out the first frames, whose synapses
+    /// still reach before the clip, makes decisions inside a stream closer to the clip's.
+    #[arg(long)]
+    decision_frames: Option<usize>,
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
@@ -41,6 +46,9 @@ pub fn run(a: Args) -> Result<ExitCode> {
         .map(|p| Model::load(p).with_context(|| format!("member {}", p.display())))
         .collect::<Result<Vec<_>>>()?;
     let mut model = Model::ensemble(members)?;
+    if let Some(n) = a.decision_frames {
+        model.set_decision_frames(n)?;
+    }
     let k = model.net.len();
     let date = spikeword::train::trainer::chrono_free_date();
     model.training["date"] = date.into();

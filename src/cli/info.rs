@@ -54,6 +54,10 @@ pub fn run(a: Args) -> Result<ExitCode> {
         n.reset,
         n.surrogate
     );
+    println!(
+        "decision:   mean class scores over the last {} frames of a 1 s clip (the detector's smoothing window)",
+        m.decision_window()
+    );
     if m.net.len() > 1 {
         println!(
             "ensemble:   {} networks trained apart, voting by their mean class scores",

@@ -571,7 +571,7 @@ fn widened_readout(r: &Readout, old: &[String], labels: &[String]) -> Readout {
 
 /// Fine-tunes every parameter (spiking layers, leaks, thresholds, readout) at a low
 /// learning rate with surrogate gradients, on the augmented examples and the replay;
-/// each ensemble member on the same batches with its own optimiser.
+/// each ensemble member on its own share of the batches, with its own optimiser.
 fn finetune(
     model: &mut Model,
     jobs: &[(Vec<f32>, usize, u64)],
@@ -620,13 +620,15 @@ fn finetune(
                 )
             })
             .collect();
-        // Members learn apart on the same batches: one thread each (burn's CPU backend
-        // keeps one core busy per graph).
+        // Members learn apart, one thread each (burn's CPU backend keeps one core busy
+        // per graph), each on its own share of the batches: the ensemble costs what one
+        // network does, and different data keeps the members' errors apart.
+        let n_members = nets.len();
         std::thread::scope(|s| {
-            for (tn, optim) in nets.iter_mut() {
+            for (m, (tn, optim)) in nets.iter_mut().enumerate() {
                 let (batches, dev) = (&batches, &dev);
                 s.spawn(move || {
-                    for (xs, ys) in batches {
+                    for (xs, ys) in batches.iter().skip(m).step_by(n_members) {
                         let b = ys.len();
                         let t = xs.len() / (b * c);
                         let x: Tensor<3> =
