@@ -219,3 +219,49 @@ fn the_decision_window_is_the_clip_decision_and_the_detectors_window() {
     );
     assert!(p60.iter().zip(&p98).any(|(a, b)| (a - b).abs() > 1e-3));
 }
+
+#[test]
+fn a_joint_readout_is_fitted_on_the_training_speakers_and_recorded() {
+    let data = root().join("../shared/data/speech_commands");
+    if !data.is_dir() {
+        eprintln!("skipped: no shared data");
+        return;
+    }
+    let (a, b) = two_members();
+    let d = tempfile::tempdir().unwrap();
+    let (pa, pb, pe) = (
+        d.path().join("a.safetensors"),
+        d.path().join("b.safetensors"),
+        d.path().join("e.safetensors"),
+    );
+    a.save(&pa).unwrap();
+    b.save(&pb).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_spikeword"))
+        .args([
+            "ensemble",
+            pa.to_str().unwrap(),
+            pb.to_str().unwrap(),
+            "--out",
+        ])
+        .arg(&pe)
+        .args(["--joint-readout", "--joint-epochs", "2", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("joint readout ("), "{err}");
+    let e = Model::load(&pe).unwrap();
+    let rep = &e.training["joint_readout"];
+    let (before, after) = (
+        rep["validation_before"].as_f64().unwrap(),
+        rep["validation_after"].as_f64().unwrap(),
+    );
+    assert!(rep["samples"].as_u64().unwrap() > 1000, "{rep}");
+    // Kept only when not worse; then the readouts are new, otherwise the members' own.
+    let same = e.net.members[0].readout.w == a.net.members[0].readout.w;
+    assert_eq!(rep["kept"].as_bool().unwrap(), after >= before, "{rep}");
+    assert_eq!(same, !rep["kept"].as_bool().unwrap(), "{rep}");
+    // The spiking layers are untouched.
+    assert_eq!(e.net.members[1].layers[2].w, b.net.members[0].layers[2].w);
+}

@@ -13,8 +13,9 @@ use super::classify::Format;
 
 #[derive(clap::Args, Clone)]
 pub struct DetectorArgs {
-    /// Probability a word needs to be reported.
-    #[arg(long, default_value_t = 0.6)]
+    /// Probability a word needs to be reported (0.5 was chosen on the validation speakers:
+    /// `scripts/stream_detection.py`).
+    #[arg(long, default_value_t = spikeword::detect::DetectorConfig::default().threshold)]
     pub threshold: f32,
     /// Per-word threshold, e.g. `--word-threshold yes=0.8` (repeatable).
     #[arg(long, value_parser = parse_kv)]

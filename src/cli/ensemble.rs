@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 
 use spikeword::Model;
 use spikeword::eval::{evaluate, load_labeled};
+use spikeword::train::joint_readout::{JointFitOptions, fit_joint_readout};
 use spikeword::train::{Dataset, Split, model_split_rule};
 
 #[derive(clap::Args)]
@@ -27,6 +28,19 @@ pub struct Args {
     /// still reach before the clip, makes decisions inside a stream closer to the clip's.
     #[arg(long)]
     decision_frames: Option<usize>,
+    /// Refit all members' readouts together on the training speakers of `--data` (spiking
+    /// layers frozen; each clip alone and inside silence, noise and another clip; the
+    /// epoch chosen on the validation speakers).
+    #[arg(long)]
+    joint_readout: bool,
+    /// Epochs of the joint readout fit.
+    #[arg(long, default_value_t = JointFitOptions::default().epochs)]
+    joint_epochs: usize,
+    /// Weight of the term that pulls a clip's in-context decision towards its decision alone.
+    #[arg(long, default_value_t = JointFitOptions::default().consistency)]
+    joint_consistency: f32,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
@@ -58,11 +72,42 @@ pub fn run(a: Args) -> Result<ExitCode> {
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .into();
-    if a.data.as_os_str() != "none" {
-        let ds = Dataset::scan(&a.data, &model_split_rule(&model))
-            .with_context(|| format!("test data {}", a.data.display()))?;
+    let ds = match a.data.as_os_str() == "none" {
+        true => None,
+        false => Some(
+            Dataset::scan(&a.data, &model_split_rule(&model))
+                .with_context(|| format!("data {}", a.data.display()))?,
+        ),
+    };
+    if a.joint_readout {
+        let Some(ds) = &ds else {
+            bail!("--joint-readout needs the members' training data (--data DIR)");
+        };
+        let opts = JointFitOptions {
+            epochs: a.joint_epochs,
+            consistency: a.joint_consistency,
+            seed: a.seed,
+            ..JointFitOptions::default()
+        };
+        let rep = fit_joint_readout(&mut model, ds, &opts)?;
+        eprintln!(
+            "joint readout ({} training samples, {} epochs): validation {:.2} % -> {:.2} % on {} clips{}",
+            rep.samples,
+            rep.epochs,
+            100.0 * rep.validation_before,
+            100.0 * rep.validation_after,
+            rep.validation_clips,
+            if rep.kept {
+                ""
+            } else {
+                "; not better, the members' own readouts are kept"
+            }
+        );
+        model.training["joint_readout"] = serde_json::to_value(&rep)?;
+    }
+    if let Some(ds) = &ds {
         let (data, _) = load_labeled(
-            &ds,
+            ds,
             Some(Split::Test),
             model.labels(),
             model.config.features.sample_rate,

@@ -29,7 +29,7 @@ impl Default for DetectorConfig {
     fn default() -> Self {
         DetectorConfig {
             window: 0,
-            threshold: 0.6,
+            threshold: 0.5,
             thresholds: HashMap::new(),
             hold: 20,
             refractory: 90,

@@ -2,6 +2,7 @@
 
 pub mod augment;
 pub mod data;
+pub mod joint_readout;
 pub mod net;
 pub mod readout_fit;
 pub mod retrain;

@@ -52,21 +52,43 @@ pub fn features(
     x: &[f32],
     sets: &FeatureSets,
 ) -> Vec<Vec<Vec<f32>>> {
-    let (input, _) = model.encode(mf, x);
+    features_in_context(model, mf, &[], x, sets)
+}
+
+/// As `features`, for the clip `x` heard right after `context` (a whole number of hops of
+/// samples), as inside a stream: the decision frames are the clip's, the context only
+/// leaves the network in another state.
+pub fn features_in_context(
+    model: &Model,
+    mf: &mut MelFrame,
+    context: &[f32],
+    x: &[f32],
+    sets: &FeatureSets,
+) -> Vec<Vec<Vec<f32>>> {
+    let hop = model.config.features.hop_length;
+    let mut s = Vec::with_capacity(context.len() + x.len());
+    s.extend_from_slice(context);
+    s.extend_from_slice(x);
+    let (input, _) = model.encode(mf, &s);
     model
         .net
         .members
         .iter()
         .zip(&sets.betas)
-        .map(|(net, betas)| member_features(net, &input, betas))
+        .map(|(net, betas)| member_features(net, &input, context.len() / hop, betas))
         .collect()
 }
 
-fn member_features(net: &Network, input: &[f32], betas: &[f32]) -> Vec<Vec<f32>> {
+fn member_features(
+    net: &Network,
+    input: &[f32],
+    context_frames: usize,
+    betas: &[f32],
+) -> Vec<Vec<f32>> {
     let c_in = net.layers[0].c_in;
     let t = input.len() / c_in;
+    let t0 = context_frames + net.config.decision_start(0, t - context_frames);
     let mut st = net.new_state();
-    let t0 = net.config.decision_start(0, t);
     let last = net.layers.len() - 1;
     let c = net.readout.c_in;
     // One extra entry per set: Σ_t weights[t], the factor the bias gets.
@@ -92,100 +114,274 @@ pub struct Sample {
     pub label: usize,
 }
 
-/// Softmax regression of the readout rows `w[c]` (`[in]`) and biases of ensemble member
-/// `member` on its fixed features (members are fitted apart, each as a whole classifier).
-#[allow(clippy::too_many_arguments)]
-pub fn fit_readout(
-    readout: &mut Readout,
-    trainable: &[bool],
-    beta_index: &[usize],
-    member: usize,
-    train: &[Sample],
-    epochs: usize,
+/// Softmax regression of the readouts of all ensemble members at once on fixed features,
+/// with Adam. The logits are the members' mean, as the ensemble decides: members fitted
+/// apart each become a whole classifier, and the mean of those is not the best mean.
+/// Rows of classes that are not `trainable` stay as they are.
+pub struct ReadoutFit {
+    /// Per member, row-major `[class][in]`, and biases.
+    w: Vec<Vec<f32>>,
+    b: Vec<Vec<f32>>,
+    adam_w: Vec<(Vec<f32>, Vec<f32>)>,
+    adam_b: Vec<(Vec<f32>, Vec<f32>)>,
+    step: i32,
+    trainable: Vec<bool>,
+    class_weight: Vec<f32>,
+    index: Vec<Vec<usize>>,
     scale: f32,
-    rng: &mut Rng,
-) {
-    let (n_in, n_cls) = (readout.c_in, readout.n_classes);
-    // Work in row-major [class][in] and convert back.
-    let mut w: Vec<f32> = (0..n_cls * n_in)
-        .map(|k| readout.w[(k % n_in) * n_cls + k / n_in])
-        .collect();
-    let mut b = readout.bias.clone();
-    let (mut mw, mut vw) = (vec![0f32; w.len()], vec![0f32; w.len()]);
-    let (mut mb, mut vb) = (vec![0f32; n_cls], vec![0f32; n_cls]);
-    let lr = 0.01f32;
-    let (b1, b2) = (0.9f32, 0.999f32);
-    // Class-balanced weights so a few new examples count as much as many replays.
-    let mut counts = vec![0usize; n_cls];
-    train.iter().for_each(|s| counts[s.label] += 1);
-    let cw: Vec<f32> = counts
-        .iter()
-        .map(|&c| {
-            if c > 0 {
-                train.len() as f32 / (n_cls as f32 * c as f32)
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    let mut order: Vec<usize> = (0..train.len()).collect();
-    let mut step = 0i32;
-    let batch = 32;
-    for _ in 0..epochs {
+    /// Adam's step size (0.01 unless set).
+    pub lr: f32,
+}
+
+impl ReadoutFit {
+    /// `balanced`: weigh classes inversely to their counts in `train` (a few new
+    /// examples then count as much as many replays); otherwise every sample counts once.
+    pub fn new(
+        model: &Model,
+        sets: &FeatureSets,
+        trainable: &[bool],
+        train: &[Sample],
+        balanced: bool,
+    ) -> Self {
+        let readouts: Vec<&Readout> = model.net.members.iter().map(|n| &n.readout).collect();
+        Self::from_readouts(
+            &readouts,
+            model.config.network.logit_scale,
+            &sets.index,
+            trainable,
+            train,
+            balanced,
+        )
+    }
+
+    fn from_readouts(
+        readouts: &[&Readout],
+        scale: f32,
+        index: &[Vec<usize>],
+        trainable: &[bool],
+        train: &[Sample],
+        balanced: bool,
+    ) -> Self {
+        let n_cls = trainable.len();
+        let mut counts = vec![0usize; n_cls];
+        train.iter().for_each(|s| counts[s.label] += 1);
+        let class_weight = counts
+            .iter()
+            .map(|&c| match (balanced, c) {
+                (_, 0) => 0.0,
+                (true, c) => train.len() as f32 / (n_cls as f32 * c as f32),
+                (false, _) => 1.0,
+            })
+            .collect();
+        let w: Vec<Vec<f32>> = readouts
+            .iter()
+            .map(|r| {
+                (0..n_cls * r.c_in)
+                    .map(|k| r.w[(k % r.c_in) * n_cls + k / r.c_in])
+                    .collect()
+            })
+            .collect();
+        let b: Vec<Vec<f32>> = readouts.iter().map(|r| r.bias.clone()).collect();
+        let zeros = |v: &Vec<Vec<f32>>| -> Vec<(Vec<f32>, Vec<f32>)> {
+            v.iter()
+                .map(|x| (vec![0.0; x.len()], vec![0.0; x.len()]))
+                .collect()
+        };
+        ReadoutFit {
+            adam_w: zeros(&w),
+            adam_b: zeros(&b),
+            w,
+            b,
+            step: 0,
+            trainable: trainable.to_vec(),
+            class_weight,
+            index: index.to_vec(),
+            scale,
+            lr: 0.01,
+        }
+    }
+
+    /// One pass over `train` in shuffled mini-batches.
+    pub fn epoch(&mut self, train: &[Sample], rng: &mut Rng) {
+        let singles: Vec<Vec<usize>> = (0..train.len()).map(|i| vec![i]).collect();
+        self.epoch_grouped(train, &singles, 0.0, rng);
+    }
+
+    /// One pass over groups of samples of the same clip (the first: the clip alone, the
+    /// others: the clip in a context). Besides cross-entropy, `consistency` weighs the
+    /// squared distance between each in-context log-probability vector and the clip's
+    /// alone: a readout whose decision a context does not move.
+    pub fn epoch_grouped(
+        &mut self,
+        train: &[Sample],
+        groups: &[Vec<usize>],
+        consistency: f32,
+        rng: &mut Rng,
+    ) {
+        const BATCH: usize = 32;
+        let (lr, b1, b2) = (self.lr, 0.9f32, 0.999f32);
+        let n_cls = self.trainable.len();
+        let mut order: Vec<usize> = (0..groups.len()).collect();
         rng.shuffle(&mut order);
-        for chunk in order.chunks(batch) {
-            let mut gw = vec![0f32; w.len()];
-            let mut gb = vec![0f32; n_cls];
-            for &i in chunk {
-                let s = &train[i];
-                // logits_c = scale · (w_c · f_{β(c)} + b_c · Σ_t weights[t])
-                let logits: Vec<f32> = (0..n_cls)
-                    .map(|c| {
-                        let f = &s.feats[member][beta_index[c]];
-                        scale
-                            * (w[c * n_in..(c + 1) * n_in]
-                                .iter()
-                                .zip(f)
-                                .map(|(a, x)| a * x)
-                                .sum::<f32>()
-                                + b[c] * f[n_in])
-                    })
-                    .collect();
-                let p = crate::model::softmax(&logits);
-                for c in 0..n_cls {
-                    let g = cw[s.label] * scale * (p[c] - (c == s.label) as u8 as f32)
-                        / chunk.len() as f32;
-                    let f = &s.feats[member][beta_index[c]];
-                    gb[c] += g * f[n_in];
-                    for (gw, x) in gw[c * n_in..(c + 1) * n_in].iter_mut().zip(f) {
-                        *gw += g * x;
+        let batch_groups = (BATCH / groups.first().map_or(1, |g| g.len().max(1))).max(1);
+        for chunk in order.chunks(batch_groups) {
+            let n_samples: usize = chunk.iter().map(|&g| groups[g].len()).sum();
+            let n_pairs = n_samples - chunk.len();
+            let mut gw: Vec<Vec<f32>> = self.w.iter().map(|w| vec![0.0; w.len()]).collect();
+            let mut gb: Vec<Vec<f32>> = self.b.iter().map(|b| vec![0.0; b.len()]).collect();
+            for &g in chunk {
+                self.group_gradients(
+                    train,
+                    &groups[g],
+                    (n_samples, n_pairs),
+                    consistency,
+                    (&mut gw, &mut gb),
+                );
+            }
+            self.step += 1;
+            let (c1, c2) = (1.0 - b1.powi(self.step), 1.0 - b2.powi(self.step));
+            let adam = |x: &mut f32, g: f32, m: &mut f32, v: &mut f32| {
+                *m = b1 * *m + (1.0 - b1) * g;
+                *v = b2 * *v + (1.0 - b2) * g * g;
+                *x -= lr * (*m / c1) / ((*v / c2).sqrt() + 1e-8);
+            };
+            for m in 0..self.w.len() {
+                let n_in = self.w[m].len() / n_cls;
+                let (mw, vw) = &mut self.adam_w[m];
+                for (j, x) in self.w[m].iter_mut().enumerate() {
+                    if self.trainable[j / n_in] {
+                        let g = gw[m][j] + 1e-4 * *x;
+                        adam(x, g, &mut mw[j], &mut vw[j]);
+                    }
+                }
+                let (mb, vb) = &mut self.adam_b[m];
+                for (c, x) in self.b[m].iter_mut().enumerate() {
+                    if self.trainable[c] {
+                        adam(x, gb[m][c], &mut mb[c], &mut vb[c]);
                     }
                 }
             }
-            step += 1;
-            let (c1, c2) = (1.0 - b1.powi(step), 1.0 - b2.powi(step));
-            for k in 0..w.len() {
-                if !trainable[k / n_in] {
-                    continue;
+        }
+    }
+
+    /// Adds the gradients of one group's loss: its samples' weighted cross-entropy over
+    /// `n.0` samples in the batch, and `consistency` times the mean over `n.1` pairs of
+    /// the squared distance between in-context and alone log-probabilities.
+    fn group_gradients(
+        &self,
+        train: &[Sample],
+        group: &[usize],
+        n: (usize, usize),
+        consistency: f32,
+        grads: (&mut [Vec<f32>], &mut [Vec<f32>]),
+    ) {
+        let (n_samples, n_pairs) = n;
+        let n_cls = self.trainable.len();
+        let probs: Vec<Vec<f32>> = group
+            .iter()
+            .map(|&i| crate::model::softmax(&self.logits(&train[i])))
+            .collect();
+        // dLoss/dlogits per sample of the group.
+        let mut gz: Vec<Vec<f32>> = group
+            .iter()
+            .zip(&probs)
+            .map(|(&i, p)| {
+                let l = train[i].label;
+                (0..n_cls)
+                    .map(|c| {
+                        self.class_weight[l] * (p[c] - (c == l) as u8 as f32) / n_samples as f32
+                    })
+                    .collect()
+            })
+            .collect();
+        if consistency > 0.0 && n_pairs > 0 {
+            // d = log p_a − log p_0; ∂/∂z_a of |d|² is 2(d − p_a Σd), and minus the same
+            // with p_0 for the clip alone.
+            let k = 2.0 * consistency / n_pairs as f32;
+            for a in 1..group.len() {
+                let d: Vec<f32> = (0..n_cls)
+                    .map(|c| probs[a][c].max(1e-12).ln() - probs[0][c].max(1e-12).ln())
+                    .collect();
+                let sd: f32 = d.iter().sum();
+                for c in 0..n_cls {
+                    gz[a][c] += k * (d[c] - probs[a][c] * sd);
+                    gz[0][c] -= k * (d[c] - probs[0][c] * sd);
                 }
-                let g = gw[k] + 1e-4 * w[k];
-                mw[k] = b1 * mw[k] + (1.0 - b1) * g;
-                vw[k] = b2 * vw[k] + (1.0 - b2) * g * g;
-                w[k] -= lr * (mw[k] / c1) / ((vw[k] / c2).sqrt() + 1e-8);
             }
-            for c in (0..n_cls).filter(|&c| trainable[c]) {
-                mb[c] = b1 * mb[c] + (1.0 - b1) * gb[c];
-                vb[c] = b2 * vb[c] + (1.0 - b2) * gb[c] * gb[c];
-                b[c] -= lr * (mb[c] / c1) / ((vb[c] / c2).sqrt() + 1e-8);
+        }
+        let (gw, gb) = grads;
+        for (&i, gz) in group.iter().zip(&gz) {
+            self.backward(&train[i], gz, gw, gb);
+        }
+    }
+
+    /// logit_c = scale · mean_m (w_mc · f_m + b_mc · Σ_t weights[t])
+    fn logits(&self, s: &Sample) -> Vec<f32> {
+        let n_cls = self.trainable.len();
+        let k = self.w.len() as f32;
+        let mut z = vec![0f32; n_cls];
+        for (m, (w, b)) in self.w.iter().zip(&self.b).enumerate() {
+            let n_in = w.len() / n_cls;
+            for (c, z) in z.iter_mut().enumerate() {
+                let f = &s.feats[m][self.index[m][c]];
+                let dot: f32 = w[c * n_in..(c + 1) * n_in]
+                    .iter()
+                    .zip(f)
+                    .map(|(a, x)| a * x)
+                    .sum();
+                *z += self.scale * (dot + b[c] * f[n_in]) / k;
+            }
+        }
+        z
+    }
+
+    /// Adds the parameter gradients of sample `s` given dLoss/dlogits `gz`.
+    fn backward(&self, s: &Sample, gz: &[f32], gw: &mut [Vec<f32>], gb: &mut [Vec<f32>]) {
+        let n_cls = self.trainable.len();
+        let k = self.w.len() as f32;
+        for (c, &g) in gz.iter().enumerate() {
+            let g = g * self.scale / k;
+            for m in 0..self.w.len() {
+                let n_in = self.w[m].len() / n_cls;
+                let f = &s.feats[m][self.index[m][c]];
+                gb[m][c] += g * f[n_in];
+                for (gw, x) in gw[m][c * n_in..(c + 1) * n_in].iter_mut().zip(f) {
+                    *gw += g * x;
+                }
             }
         }
     }
-    for c in 0..n_cls {
-        for i in 0..n_in {
-            readout.w[i * n_cls + c] = w[c * n_in + i];
+
+    /// Writes the fitted rows into `model`'s readouts.
+    pub fn apply(&self, model: &mut Model) {
+        for ((net, w), b) in model.net.members.iter_mut().zip(&self.w).zip(&self.b) {
+            let r = &mut net.readout;
+            let n_cls = r.n_classes;
+            for c in 0..n_cls {
+                for i in 0..r.c_in {
+                    r.w[i * n_cls + c] = w[c * r.c_in + i];
+                }
+            }
+            r.bias = b.clone();
         }
     }
-    readout.bias = b;
+}
+
+/// `ReadoutFit` run for `epochs` and written into `model`.
+pub fn fit_readouts(
+    model: &mut Model,
+    sets: &FeatureSets,
+    trainable: &[bool],
+    train: &[Sample],
+    epochs: usize,
+    balanced: bool,
+    rng: &mut Rng,
+) {
+    let mut fit = ReadoutFit::new(model, sets, trainable, train, balanced);
+    for _ in 0..epochs {
+        fit.epoch(train, rng);
+    }
+    fit.apply(model);
 }
 
 /// Clip logits (before the logit scale) of the ensemble: the mean over members.
@@ -253,4 +449,104 @@ pub fn guard_old_classes(
         }
     }
     shift
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The loss `group_gradients` differentiates, computed directly.
+    fn group_loss(
+        fit: &ReadoutFit,
+        train: &[Sample],
+        group: &[usize],
+        n: (usize, usize),
+        lambda: f32,
+    ) -> f64 {
+        let lp: Vec<Vec<f64>> = group
+            .iter()
+            .map(|&i| {
+                let p = crate::model::softmax(&fit.logits(&train[i]));
+                p.iter().map(|v| (*v as f64).ln()).collect()
+            })
+            .collect();
+        let mut loss = 0.0;
+        for (&i, lp) in group.iter().zip(&lp) {
+            let l = train[i].label;
+            loss -= fit.class_weight[l] as f64 * lp[l] / n.0 as f64;
+        }
+        for a in &lp[1..] {
+            let d2: f64 = a.iter().zip(&lp[0]).map(|(x, y)| (x - y).powi(2)).sum();
+            loss += lambda as f64 * d2 / n.1 as f64;
+        }
+        loss
+    }
+
+    #[test]
+    fn joint_gradients_with_the_consistency_term_match_finite_differences() {
+        let mut rng = Rng::new(3);
+        let (n_cls, c_in, members) = (3, 4, 2);
+        let readouts: Vec<Readout> = (0..members)
+            .map(|_| Readout {
+                c_in,
+                n_classes: n_cls,
+                w: (0..c_in * n_cls).map(|_| rng.range(-0.3, 0.3)).collect(),
+                bias: (0..n_cls).map(|_| rng.range(-0.1, 0.1)).collect(),
+                beta: vec![0.01; n_cls],
+            })
+            .collect();
+        // One clip alone and in two contexts: features [member][set][c_in + 1].
+        let train: Vec<Sample> = (0..3)
+            .map(|_| Sample {
+                feats: (0..members)
+                    .map(|_| {
+                        let mut f: Vec<f32> = (0..c_in).map(|_| rng.range(0.0, 0.5)).collect();
+                        f.push(1.0);
+                        vec![f]
+                    })
+                    .collect(),
+                label: 1,
+            })
+            .collect();
+        let refs: Vec<&Readout> = readouts.iter().collect();
+        let index = vec![vec![0; n_cls]; members];
+        let mut fit = ReadoutFit::from_readouts(&refs, 4.0, &index, &[true; 3], &train, false);
+        let group = [0, 1, 2];
+        let n = (3, 2);
+        let lambda = 0.7;
+        let mut gw: Vec<Vec<f32>> = fit.w.iter().map(|w| vec![0.0; w.len()]).collect();
+        let mut gb: Vec<Vec<f32>> = fit.b.iter().map(|b| vec![0.0; b.len()]).collect();
+        fit.group_gradients(&train, &group, n, lambda, (&mut gw, &mut gb));
+        let eps = 1e-3f32;
+        for m in 0..members {
+            for j in [0, 5, 11] {
+                let x = fit.w[m][j];
+                fit.w[m][j] = x + eps;
+                let up = group_loss(&fit, &train, &group, n, lambda);
+                fit.w[m][j] = x - eps;
+                let down = group_loss(&fit, &train, &group, n, lambda);
+                fit.w[m][j] = x;
+                let numeric = (up - down) / (2.0 * eps as f64);
+                let g = gw[m][j] as f64;
+                assert!(
+                    (numeric - g).abs() < 2e-3 + 0.02 * g.abs(),
+                    "w[{m}][{j}]: {numeric} vs {g}"
+                );
+            }
+            for (c, &g) in gb[m].iter().enumerate() {
+                let x = fit.b[m][c];
+                fit.b[m][c] = x + eps;
+                let up = group_loss(&fit, &train, &group, n, lambda);
+                fit.b[m][c] = x - eps;
+                let down = group_loss(&fit, &train, &group, n, lambda);
+                fit.b[m][c] = x;
+                let numeric = (up - down) / (2.0 * eps as f64);
+                let g = g as f64;
+                assert!(
+                    (numeric - g).abs() < 2e-3 + 0.02 * g.abs(),
+                    "b[{m}][{c}]: {numeric} vs {g}"
+                );
+            }
+        }
+    }
 }

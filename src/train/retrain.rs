@@ -6,8 +6,8 @@
 //! counts, no burn graph, seconds). The fit sees heavily augmented copies of the
 //! examples with replayed old classes, unknown words and noise, so the new words do not
 //! fire on everything; a bias guard then keeps them from taking over old words. In an
-//! ensemble every network gets its own rows, fitted on its own spike counts; reports and
-//! the guard use the members' mean, as inference does.
+//! ensemble every network gets its own rows, all fitted together so that the members'
+//! mean (what inference decides on) fits; reports and the guard use that mean too.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -25,7 +25,7 @@ use crate::model::Model;
 use crate::snn::Readout;
 use crate::util::Rng;
 
-use super::readout_fit::{FeatureSets, Sample, features, fit_readout, guard_old_classes, predict};
+use super::readout_fit::{FeatureSets, Sample, features, fit_readouts, guard_old_classes, predict};
 
 #[derive(Debug, Clone)]
 pub struct RetrainOptions {
@@ -315,10 +315,12 @@ pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainRep
             let mut jobs = Vec::new();
             for (l, mut v) in by_class {
                 rng.shuffle(&mut v);
+                // Unknown words are many and varied, and what new words must not take.
+                let train_cap = if Some(l) == unk { 240 } else { 60 };
                 let (mut nt, mut nv) = (0, 0);
                 for (p, s) in v {
                     let is_val = s == Split::Validation;
-                    if (is_val && nv < 60) || (!is_val && nt < 60) {
+                    if (is_val && nv < 60) || (!is_val && nt < train_cap) {
                         if is_val { nv += 1 } else { nt += 1 }
                         jobs.push((p, l, is_val));
                     }
@@ -400,19 +402,15 @@ pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainRep
         .iter()
         .map(|l| opts.replace || opts.finetune_epochs > 0 || !old.contains(l))
         .collect();
-    let scale = model.config.network.logit_scale;
-    for (m, net) in model.net.members.iter_mut().enumerate() {
-        fit_readout(
-            &mut net.readout,
-            &trainable,
-            &sets.index[m],
-            m,
-            &train,
-            opts.epochs,
-            scale,
-            &mut rng,
-        );
-    }
+    fit_readouts(
+        &mut model,
+        &sets,
+        &trainable,
+        &train,
+        opts.epochs,
+        true,
+        &mut rng,
+    );
     if opts.finetune_epochs > 0 {
         finetune(
             &mut model,
