@@ -8,31 +8,24 @@ was emitted minus the end of the word (last 10 ms frame within 25 dB of the clip
 """
 import argparse, json, os, subprocess, tempfile, wave
 import numpy as np
-from gsc_split import salted_split
+from gsc_split import KEYWORDS, read_clip, salted_split
 
 p = argparse.ArgumentParser()
 p.add_argument("--bin", default="target/release/spikeword")
 p.add_argument("--gsc", default="../shared/data/speech_commands")
 p.add_argument("--n", type=int, default=60)
 a = p.parse_args()
-WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
-
-
-def read(path):
-    with wave.open(path) as w:
-        x = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float32) / 32768
-    return np.pad(x, (0, max(0, 16000 - len(x))))[:16000]
 
 clips = []
-for w in WORDS:
+for w in KEYWORDS:
     names = sorted(n for n in os.listdir(os.path.join(a.gsc, w)) if salted_split(n) == "test")
-    clips += [(w, os.path.join(a.gsc, w, n)) for n in names[: a.n // len(WORDS)]]
+    clips += [(w, os.path.join(a.gsc, w, n)) for n in names[: a.n // len(KEYWORDS)]]
 noise_dir = os.path.join(a.gsc, "_background_noise_")
-noise = read(os.path.join(noise_dir, sorted(os.listdir(noise_dir))[0])) * 0.3
+noise = read_clip(os.path.join(noise_dir, sorted(os.listdir(noise_dir))[0])) * 0.3
 stream, truth = [noise], []
 t = 1.0
 for w, f in clips:
-    x = read(f)
+    x = read_clip(f)
     e = np.array([np.mean(x[i:i + 160] ** 2) + 1e-12 for i in range(0, 16000, 160)])
     db = 10 * np.log10(e)
     loud = np.nonzero(db > db.max() - 25)[0]

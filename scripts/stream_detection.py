@@ -9,7 +9,7 @@ wrong keyword, and other words (the `_unknown_` class) that set off any event.
 """
 import argparse, json, os, random, subprocess, tempfile, wave
 import numpy as np
-from gsc_split import salted_split
+from gsc_split import KEYWORDS, read_clip, salted_split
 
 p = argparse.ArgumentParser()
 p.add_argument("--bin", default="target/release/spikeword")
@@ -18,27 +18,20 @@ p.add_argument("--split", default="test", choices=["test", "val"])
 p.add_argument("--model", action="append", default=None)
 p.add_argument("--thresholds", default="0.4,0.5,0.6")
 a = p.parse_args()
-WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
-
-
-def read(path):
-    with wave.open(path) as w:
-        x = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float32) / 32768
-    return np.pad(x, (0, max(0, 16000 - len(x))))[:16000]
 
 
 items = []
 for w in sorted(os.listdir(a.gsc)):
     d = os.path.join(a.gsc, w)
     if os.path.isdir(d) and not w.startswith("_"):
-        items += [(w if w in WORDS else None, os.path.join(d, n))
+        items += [(w if w in KEYWORDS else None, os.path.join(d, n))
                   for n in sorted(os.listdir(d)) if salted_split(n) == a.split]
 random.Random(1).shuffle(items)
 noise_dir = os.path.join(a.gsc, "_background_noise_")
-noise = read(os.path.join(noise_dir, sorted(os.listdir(noise_dir))[0])) * 0.3
+noise = read_clip(os.path.join(noise_dir, sorted(os.listdir(noise_dir))[0])) * 0.3
 stream, truth, t = [noise], [], 1.0
 for w, f in items:
-    stream += [read(f), noise]
+    stream += [read_clip(f), noise]
     truth.append((w, t, t + 1.0))
     t += 2.0
 path = os.path.join(tempfile.mkdtemp(), "stream.wav")

@@ -47,6 +47,14 @@ fn two_members() -> (Model, Model) {
     (a, b)
 }
 
+/// Paths of `a` and `b` saved in `d`, and of an ensemble file to write there.
+fn saved(d: &tempfile::TempDir, a: &Model, b: &Model) -> [PathBuf; 3] {
+    let p = ["a", "b", "e"].map(|n| d.path().join(format!("{n}.safetensors")));
+    a.save(&p[0]).unwrap();
+    b.save(&p[1]).unwrap();
+    p
+}
+
 #[test]
 fn an_ensemble_decides_by_the_mean_of_its_members_and_survives_a_file() {
     let (a, b) = two_members();
@@ -110,13 +118,7 @@ fn members_that_do_not_fit_together_are_refused() {
 fn the_ensemble_command_writes_a_file_the_other_commands_use() {
     let (a, b) = two_members();
     let d = tempfile::tempdir().unwrap();
-    let (pa, pb, pe) = (
-        d.path().join("a.safetensors"),
-        d.path().join("b.safetensors"),
-        d.path().join("e.safetensors"),
-    );
-    a.save(&pa).unwrap();
-    b.save(&pb).unwrap();
+    let [pa, pb, pe] = saved(&d, &a, &b);
     let run = |args: &[&str]| {
         let o = Command::new(env!("CARGO_BIN_EXE_spikeword"))
             .args(args)
@@ -229,13 +231,7 @@ fn a_joint_readout_is_fitted_on_the_training_speakers_and_recorded() {
     }
     let (a, b) = two_members();
     let d = tempfile::tempdir().unwrap();
-    let (pa, pb, pe) = (
-        d.path().join("a.safetensors"),
-        d.path().join("b.safetensors"),
-        d.path().join("e.safetensors"),
-    );
-    a.save(&pa).unwrap();
-    b.save(&pb).unwrap();
+    let [pa, pb, pe] = saved(&d, &a, &b);
     let o = Command::new(env!("CARGO_BIN_EXE_spikeword"))
         .args([
             "ensemble",

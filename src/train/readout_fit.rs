@@ -517,36 +517,31 @@ mod tests {
         let mut gw: Vec<Vec<f32>> = fit.w.iter().map(|w| vec![0.0; w.len()]).collect();
         let mut gb: Vec<Vec<f32>> = fit.b.iter().map(|b| vec![0.0; b.len()]).collect();
         fit.group_gradients(&train, &group, n, lambda, (&mut gw, &mut gb));
-        let eps = 1e-3f32;
-        for m in 0..members {
-            for j in [0, 5, 11] {
-                let x = fit.w[m][j];
-                fit.w[m][j] = x + eps;
-                let up = group_loss(&fit, &train, &group, n, lambda);
-                fit.w[m][j] = x - eps;
-                let down = group_loss(&fit, &train, &group, n, lambda);
-                fit.w[m][j] = x;
-                let numeric = (up - down) / (2.0 * eps as f64);
-                let g = gw[m][j] as f64;
-                assert!(
-                    (numeric - g).abs() < 2e-3 + 0.02 * g.abs(),
-                    "w[{m}][{j}]: {numeric} vs {g}"
-                );
-            }
-            for (c, &g) in gb[m].iter().enumerate() {
-                let x = fit.b[m][c];
-                fit.b[m][c] = x + eps;
-                let up = group_loss(&fit, &train, &group, n, lambda);
-                fit.b[m][c] = x - eps;
-                let down = group_loss(&fit, &train, &group, n, lambda);
-                fit.b[m][c] = x;
-                let numeric = (up - down) / (2.0 * eps as f64);
-                let g = g as f64;
-                assert!(
-                    (numeric - g).abs() < 2e-3 + 0.02 * g.abs(),
-                    "b[{m}][{c}]: {numeric} vs {g}"
-                );
-            }
+        // Central difference of the loss in one parameter, `at(fit)`.
+        let numeric = |fit: &mut ReadoutFit, at: fn(&mut ReadoutFit) -> &mut f32| {
+            let eps = 1e-3f32;
+            let x = *at(fit);
+            *at(fit) = x + eps;
+            let up = group_loss(fit, &train, &group, n, lambda);
+            *at(fit) = x - eps;
+            let down = group_loss(fit, &train, &group, n, lambda);
+            *at(fit) = x;
+            (up - down) / (2.0 * eps as f64)
+        };
+        let params: [(fn(&mut ReadoutFit) -> &mut f32, f32, &str); 6] = [
+            (|f| &mut f.w[0][0], gw[0][0], "w[0][0]"),
+            (|f| &mut f.w[0][5], gw[0][5], "w[0][5]"),
+            (|f| &mut f.w[1][11], gw[1][11], "w[1][11]"),
+            (|f| &mut f.b[0][0], gb[0][0], "b[0][0]"),
+            (|f| &mut f.b[1][1], gb[1][1], "b[1][1]"),
+            (|f| &mut f.b[1][2], gb[1][2], "b[1][2]"),
+        ];
+        for (at, g, name) in params {
+            let (num, g) = (numeric(&mut fit, at), g as f64);
+            assert!(
+                (num - g).abs() < 2e-3 + 0.02 * g.abs(),
+                "{name}: {num} vs {g}"
+            );
         }
     }
 }
