@@ -482,6 +482,9 @@ mod tests {
         loss
     }
 
+    /// Where one parameter lives.
+    type Param = fn(&mut ReadoutFit) -> &mut f32;
+
     #[test]
     fn joint_gradients_with_the_consistency_term_match_finite_differences() {
         let mut rng = Rng::new(3);
@@ -518,7 +521,7 @@ mod tests {
         let mut gb: Vec<Vec<f32>> = fit.b.iter().map(|b| vec![0.0; b.len()]).collect();
         fit.group_gradients(&train, &group, n, lambda, (&mut gw, &mut gb));
         // Central difference of the loss in one parameter, `at(fit)`.
-        let numeric = |fit: &mut ReadoutFit, at: fn(&mut ReadoutFit) -> &mut f32| {
+        let numeric = |fit: &mut ReadoutFit, at: Param| {
             let eps = 1e-3f32;
             let x = *at(fit);
             *at(fit) = x + eps;
@@ -528,7 +531,7 @@ mod tests {
             *at(fit) = x;
             (up - down) / (2.0 * eps as f64)
         };
-        let params: [(fn(&mut ReadoutFit) -> &mut f32, f32, &str); 6] = [
+        let params: [(Param, f32, &str); 6] = [
             (|f| &mut f.w[0][0], gw[0][0], "w[0][0]"),
             (|f| &mut f.w[0][5], gw[0][5], "w[0][5]"),
             (|f| &mut f.w[1][11], gw[1][11], "w[1][11]"),
