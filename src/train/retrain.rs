@@ -246,6 +246,14 @@ pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainRep
             few.join(", ")
         ));
     }
+    let joint = base.training["joint_readout"]["kept"].as_bool() == Some(true);
+    if opts.finetune_epochs > 0 && joint && !opts.replace {
+        warnings.push(
+            "--finetune retunes the spiking layers under the base's jointly fitted readout, which then \
+             no longer matches them: the old words lose more (bundled model: ~6 points against ~1-2 without)"
+                .into(),
+        );
+    }
 
     // The new model: same networks, each readout widened (old rows kept) or replaced.
     let mut model = base.clone();
