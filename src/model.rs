@@ -325,8 +325,7 @@ impl Model {
     /// Sets the frames of a 1 s clip its decision averages over (the last `frames`; 0: all)
     /// for every member: an inference choice, also the detector's smoothing window.
     pub fn set_decision_frames(&mut self, frames: usize) -> Result<(), ModelError> {
-        let f = &self.config.features;
-        let clip = (f.sample_rate as usize - f.win_length) / f.hop_length + 1;
+        let clip = self.clip_frames();
         if frames > clip {
             return Err(ModelError::Invalid(
                 "decision window".into(),
@@ -372,9 +371,14 @@ impl Model {
     /// Frames of a 1 s clip the clip decision averages over: the detector's default
     /// smoothing window, so that a stream's smoothed score equals the clip decision.
     pub fn decision_window(&self) -> usize {
-        let f = &self.config.features;
-        let clip = (f.sample_rate as usize - f.win_length) / f.hop_length + 1;
+        let clip = self.clip_frames();
         clip - self.config.network.decision_start(0, clip)
+    }
+
+    /// Feature frames of a 1 s clip.
+    fn clip_frames(&self) -> usize {
+        let f = &self.config.features;
+        (f.sample_rate as usize - f.win_length) / f.hop_length + 1
     }
 
     pub fn classify(&self, mf: &mut MelFrame, samples: &[f32]) -> ClipOutput {

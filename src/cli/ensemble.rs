@@ -29,8 +29,8 @@ pub struct Args {
     #[arg(long)]
     decision_frames: Option<usize>,
     /// Refit all members' readouts together on the training speakers of `--data` (spiking
-    /// layers frozen; each clip alone and inside silence, noise and another clip; the
-    /// epoch chosen on the validation speakers).
+    /// layers frozen; each clip alone and inside silence, noise and another clip); kept
+    /// only if the validation speakers' accuracy does not drop.
     #[arg(long)]
     joint_readout: bool,
     /// Epochs of the joint readout fit.
@@ -39,6 +39,7 @@ pub struct Args {
     /// Weight of the term that pulls a clip's in-context decision towards its decision alone.
     #[arg(long, default_value_t = JointFitOptions::default().consistency)]
     joint_consistency: f32,
+    /// Seed of the joint fit (contexts and batch order).
     #[arg(long, default_value_t = 1)]
     seed: u64,
 }

@@ -168,6 +168,15 @@ impl Dataset {
         self.clips.iter().filter(move |c| c.split == s)
     }
 
+    /// The background recordings of a split as samples at `rate` (unreadable ones left
+    /// out: noise is augmentation, not data to account for).
+    pub fn noise_waves(&self, s: Split, rate: u32) -> Vec<Vec<f32>> {
+        self.noise_for(s)
+            .iter()
+            .filter_map(|p| crate::audio::load_wav(p, rate).ok())
+            .collect()
+    }
+
     /// Background files for a split; when the hash leaves a split without any (the full
     /// archive has only six long recordings), every file serves it.
     pub fn noise_for(&self, s: Split) -> Vec<PathBuf> {

@@ -13,7 +13,6 @@ use serde::Serialize;
 use super::augment::noise_crop;
 use super::data::{Dataset, Split};
 use super::readout_fit::{FeatureSets, ReadoutFit, Sample, features_in_context, predict};
-use crate::audio::load_wav;
 use crate::eval::{load_labeled, parallel_map};
 use crate::features::with_mel_frame;
 use crate::model::Model;
@@ -75,11 +74,7 @@ pub fn fit_joint_readout(
     if train.is_empty() || val.is_empty() {
         bail!("the joint readout needs training and validation clips; none found");
     }
-    let noise: Vec<Vec<f32>> = ds
-        .noise_for(Split::Train)
-        .iter()
-        .filter_map(|p| load_wav(p, rate).ok())
-        .collect();
+    let noise = ds.noise_waves(Split::Train, rate);
     // Contexts a whole number of hops long, so the clip's frames are its own.
     let hop = model.config.features.hop_length;
     let half = (rate as usize / 2) / hop * hop;

@@ -172,11 +172,7 @@ fn load_train_set(
     if bad > 0 {
         eprintln!("warning: {bad} unreadable training clips skipped");
     }
-    let noise: Vec<Vec<f32>> = ds
-        .noise_for(Split::Train)
-        .iter()
-        .filter_map(|p| load_wav(p, rate).ok())
-        .collect();
+    let noise = ds.noise_waves(Split::Train, rate);
     let silence_class = labels.iter().position(|l| l == SILENCE);
     for (i, c) in by_class.iter().enumerate() {
         if c.is_empty() && Some(i) != silence_class {
