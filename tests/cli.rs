@@ -281,6 +281,8 @@ fn impossible_training_options_are_refused_before_any_work() {
     for (args, msg) in [
         (vec!["train", "--dropout", "1"], "--dropout"),
         (vec!["train", "--word-head=-1"], "--word-head"),
+        (vec!["train", "--leak-max", "1"], "--leak-max"),
+        (vec!["train", "--leak-max", "0"], "--leak-max"),
         (vec!["train", "--batch", "0"], "--batch"),
     ] {
         let o = run(&args);

@@ -72,6 +72,7 @@ fn options(data: &Path, run: &Path, epochs: usize) -> TrainOptions {
         dropout: 0.0,
         word_head: 0.0,
         word_head_exclude: vec![],
+        leak_max: spikeword::train::net::BETA_MAX,
     }
 }
 
@@ -98,6 +99,38 @@ fn a_short_run_on_real_clips_reduces_the_loss() {
     assert!(l[4] < l[0] * 0.9, "loss did not fall: {l:?}");
     assert_eq!(model.labels(), ["no", "up", "yes", "_silence_"]);
     assert!(run.join("model.safetensors").exists());
+}
+
+#[test]
+fn leak_max_caps_every_membrane_leak() {
+    let d = tempfile::tempdir().unwrap();
+    if !tiny_dataset(d.path(), 20) {
+        eprintln!("skipped: no shared data");
+        return;
+    }
+    let run = d.path().join("run");
+    let cap = 0.7;
+    // The leaks start at 0.9 (`init_beta`), above the cap: the cap must bind.
+    let opts = TrainOptions {
+        leak_max: cap,
+        ..options(d.path(), &run, 2)
+    };
+    let model = train(opts, false).unwrap();
+    let betas: Vec<f32> = model
+        .net
+        .first()
+        .layers
+        .iter()
+        .flat_map(|l| l.beta.iter().copied())
+        .collect();
+    let max = betas.iter().copied().fold(f32::MIN, f32::max);
+    assert!(max <= cap, "a leak {max} above the cap {cap}");
+    assert!(
+        max > cap - 0.05,
+        "no leak near the cap ({max}): it never bound"
+    );
+    let recorded = model.training["options"]["leak_max"].as_f64().unwrap();
+    assert!((recorded - cap as f64).abs() < 1e-6, "recorded {recorded}");
 }
 
 #[test]

@@ -99,6 +99,10 @@ pub struct Args {
     /// still reaches the decision through the leaky membranes and readout).
     #[arg(long, default_value_t = 0)]
     decision_frames: usize,
+    /// Largest membrane leak β of the spiking layers (memory τ = 1/(1−β) frames): lower
+    /// forgets what came before a word sooner, so decisions inside a stream hold.
+    #[arg(long, default_value_t = spikeword::train::net::BETA_MAX)]
+    leak_max: f32,
     /// Stop after this many epochs of this invocation (resume later with --resume).
     #[arg(long)]
     stop_after: Option<usize>,
@@ -113,6 +117,12 @@ pub fn run(a: Args) -> Result<ExitCode> {
     }
     if !(0.0..1.0).contains(&a.dropout) {
         anyhow::bail!("--dropout must be at least 0 and below 1");
+    }
+    if !(spikeword::train::net::BETA_MIN..1.0).contains(&a.leak_max) {
+        anyhow::bail!(
+            "--leak-max must be at least {} and below 1",
+            spikeword::train::net::BETA_MIN
+        );
     }
     if a.word_head < 0.0 {
         anyhow::bail!("--word-head must not be negative");
@@ -173,6 +183,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         dropout: a.dropout,
         word_head: a.word_head,
         word_head_exclude: a.word_head_exclude,
+        leak_max: a.leak_max,
     };
     let model = train_for(opts, a.resume, a.stop_after)?;
     if model.training.get("progress").is_some() {
@@ -222,7 +233,9 @@ pub fn bench(a: BenchArgs) -> Result<ExitCode> {
         let f = tn.forward(x);
         let l = spikeword::train::net::loss(&f, y, 0.03, 4.0);
         let grads = GradientsParams::from_grads(l.backward(), &tn);
-        optim.step(1e-3, tn, grads).clamp()
+        optim
+            .step(1e-3, tn, grads)
+            .clamp(spikeword::train::net::BETA_MAX)
     };
     for _ in 0..3 {
         tn = step(tn);

@@ -18,8 +18,9 @@ use crate::config::{NetworkConfig, Reset, Surrogate};
 use crate::snn::{Network, Readout, SpikingLayer};
 
 pub const BETA_MIN: f32 = 0.01;
-/// Longest membrane memory allowed: τ = 1/(1−β) = 20 frames (200 ms). Longer leaks let
-/// neurons integrate from the start of a clip, which a stream never has.
+/// Longest membrane memory allowed by default: τ = 1/(1−β) = 20 frames (200 ms). Longer
+/// leaks let neurons integrate from the start of a clip, which a stream never has.
+/// `TrainOptions::leak_max` lowers it.
 pub const BETA_MAX: f32 = 0.95;
 pub const THRESHOLD_MIN: f32 = 0.05;
 /// Readout leak cap with a decision window (`NetworkConfig::decision_frames`): a leaky
@@ -371,8 +372,9 @@ impl TrainNet {
         }
     }
 
-    /// Keeps leaks in (0, 1) and thresholds positive after an optimiser step.
-    pub fn clamp(mut self) -> Self {
+    /// Keeps leaks in `[BETA_MIN, beta_max]` and thresholds positive after an optimiser
+    /// step.
+    pub fn clamp(mut self, beta_max: f32) -> Self {
         let fix = |p: Param<Tensor<1>>, lo: f32, hi: f32| {
             p.map(|t| {
                 let t = t.clamp(lo, hi).detach();
@@ -383,15 +385,15 @@ impl TrainNet {
             .layers
             .into_iter()
             .map(|mut l| {
-                l.beta = fix(l.beta, BETA_MIN, BETA_MAX);
+                l.beta = fix(l.beta, BETA_MIN, beta_max);
                 l.threshold = fix(l.threshold, THRESHOLD_MIN, 1e6);
                 l
             })
             .collect();
         let readout_max = if self.cfg.decision_frames > 0 {
-            READOUT_BETA_MAX_WINDOWED
+            READOUT_BETA_MAX_WINDOWED.min(beta_max)
         } else {
-            BETA_MAX
+            beta_max
         };
         self.readout_beta = fix(self.readout_beta, BETA_MIN, readout_max);
         self

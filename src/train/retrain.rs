@@ -589,6 +589,19 @@ fn finetune(
     use burn::optim::{AdamConfig, GradientsParams, grad_clipping::GradientClippingConfig};
     use burn::tensor::{Device, Int, Tensor, TensorData};
     let dev = Device::flex().autodiff();
+    // Fine-tuning keeps each member's leaks within what it was trained with.
+    let leak_caps: Vec<f32> = model
+        .net
+        .members
+        .iter()
+        .map(|n| {
+            n.layers
+                .iter()
+                .flat_map(|l| l.beta.iter().copied())
+                .fold(super::net::BETA_MIN, f32::max)
+                .min(super::net::BETA_MAX)
+        })
+        .collect();
     let mut nets: Vec<_> = model
         .net
         .members
@@ -632,7 +645,7 @@ fn finetune(
         let n_members = nets.len();
         std::thread::scope(|s| {
             for (m, (tn, optim)) in nets.iter_mut().enumerate() {
-                let (batches, dev) = (&batches, &dev);
+                let (batches, dev, leak_cap) = (&batches, &dev, leak_caps[m]);
                 s.spawn(move || {
                     for (xs, ys) in batches.iter().skip(m).step_by(n_members) {
                         let b = ys.len();
@@ -644,7 +657,7 @@ fn finetune(
                         let f = tn.forward(x);
                         let l = super::net::loss(&f, y, 0.03, 4.0);
                         let grads = GradientsParams::from_grads(l.backward(), &*tn);
-                        *tn = optim.step(3e-4, tn.clone(), grads).clamp();
+                        *tn = optim.step(3e-4, tn.clone(), grads).clamp(leak_cap);
                     }
                 });
             }

@@ -76,6 +76,16 @@ pub struct TrainOptions {
     /// later retraining test).
     #[serde(default)]
     pub word_head_exclude: Vec<String>,
+    /// Largest membrane leak β (memory τ = 1/(1−β) frames). A neuron that remembers
+    /// long keeps the phase its context left it in: after a context, the spikes of
+    /// first-layer neurons with β > 0.9 still differ 0.4 s into a clip, those below 0.8
+    /// agree within 0.1 s (`examples/stream_agreement.rs` measures the decisions).
+    #[serde(default = "default_leak_max")]
+    pub leak_max: f32,
+}
+
+fn default_leak_max() -> f32 {
+    super::net::BETA_MAX
 }
 
 /// What a checkpoint carries besides weights and optimiser state.
@@ -559,7 +569,7 @@ pub fn train_for(mut opts: TrainOptions, resume: bool, stop_after: Option<usize>
             rate_sum += rates / fwd.rates.len() as f64;
             steps += 1;
             let grads = GradientsParams::from_grads(loss.backward(), &tn);
-            tn = optim.step(lr, tn, grads).clamp();
+            tn = optim.step(lr, tn, grads).clamp(opts.leak_max);
             pb.set_position(seen as u64);
             pb.set_message(format!(
                 "loss {:.3} acc {:.1}% rate {:.1} Hz",
