@@ -9,7 +9,7 @@ use std::path::Path;
 
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
-use crate::config::{EncoderConfig, ModelConfig};
+use crate::config::{EncoderConfig, ModelConfig, NetworkConfig};
 use crate::encoding;
 use crate::features::{self, MelFrame, Normalizer};
 use crate::snn::{Ensemble, Mode, Network, Readout, SpikingLayer};
@@ -288,10 +288,19 @@ impl Model {
             {
                 return Err(differs("front end (features or encoder)"));
             }
-            if serde_json::to_value(&a.network).ok() != serde_json::to_value(&b.network).ok() {
+            // The decision window is an inference choice, the ensemble's own (the first
+            // member's, or `set_decision_frames`): members trained with other windows fit.
+            let same_window = NetworkConfig {
+                decision_frames: a.network.decision_frames,
+                ..b.network.clone()
+            };
+            if serde_json::to_value(&a.network).ok() != serde_json::to_value(&same_window).ok() {
                 return Err(differs("network configuration"));
             }
             let mut nets = m.net.members;
+            for net in &mut nets {
+                net.config.decision_frames = a.network.decision_frames;
+            }
             if a.norm_mean != b.norm_mean || a.norm_std != b.norm_std {
                 // Analog input: the member's normalisation folds exactly into its first
                 // layer. Spike encoders threshold the normalised values: no such folding.

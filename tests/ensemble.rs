@@ -115,6 +115,32 @@ fn members_that_do_not_fit_together_are_refused() {
 }
 
 #[test]
+fn members_with_other_decision_windows_join_under_the_first_ones() {
+    let (a, b) = two_members();
+    let mut late = b.clone();
+    late.set_decision_frames(30).unwrap();
+    let e = Model::ensemble(vec![a.clone(), late.clone()]).unwrap();
+    let w = a.config.network.decision_frames;
+    assert!(e.net.members.iter().all(|n| n.config.decision_frames == w));
+    // The second member now decides as `b` with the first member's window did.
+    let mut mf = MelFrame::new(&a.config.features);
+    let x = spikeword::audio::fit_length(&clip("left"), 16000);
+    let lb = b.classify(&mut mf, &x).logits;
+    let alone = e.member(1).unwrap().classify(&mut mf, &x).logits;
+    assert_eq!(alone, lb);
+    assert_ne!(
+        late.classify(&mut mf, &x).logits,
+        lb,
+        "the window must matter"
+    );
+    // Anything else about the network must match.
+    let mut other = b;
+    other.config.network.kernel += 1;
+    let err = Model::ensemble(vec![a, other]).unwrap_err().to_string();
+    assert!(err.contains("network configuration"), "{err}");
+}
+
+#[test]
 fn the_ensemble_command_writes_a_file_the_other_commands_use() {
     let (a, b) = two_members();
     let d = tempfile::tempdir().unwrap();
