@@ -38,13 +38,14 @@ fn noise(len: usize) -> Vec<f32> {
     }
 }
 
-#[test]
-fn a_clip_inside_a_stream_gets_its_offline_label() {
+/// The share of the held-out word clips whose offline decision `m` keeps inside a stream
+/// after 0.5 s of digital silence, 0.5 s of background noise and another word (`None`
+/// without the shared data).
+fn stream_agreement(m: &Model) -> Option<[f64; 3]> {
     if !shared().is_dir() {
         eprintln!("skipped: no shared data");
-        return;
+        return None;
     }
-    let m = model();
     let ds = Dataset::scan(&shared(), &SplitRule::Salted).unwrap();
     let clips: Vec<_> = ds.split(Split::Test).collect();
     let mut mf = MelFrame::new(&m.config.features);
@@ -54,34 +55,57 @@ fn a_clip_inside_a_stream_gets_its_offline_label() {
         ("noise", noise(8000)),
         ("another word", speech),
     ];
-    for (name, ctx) in &contexts {
+    let mut out = [0.0; 3];
+    for ((name, ctx), out) in contexts.iter().zip(&mut out) {
         let mut same = 0;
         for c in &clips {
             let x = fit_length(&load_wav(&c.path, 16000).unwrap(), 16000);
             let offline = argmax(&m.classify(&mut mf, &x).logits);
-            let mut e = Engine::new(&m, DetectorConfig::default());
+            let mut e = Engine::new(m, DetectorConfig::default());
             e.push(ctx, |_| {});
             e.push(&x, |_| {});
             // The smoothing window is the clip's decision window (its last frames), so the
             // smoothed decision is the clip's.
             same += (argmax(e.smoothed()) == offline) as usize;
         }
-        let agreement = same as f64 / clips.len() as f64;
+        *out = same as f64 / clips.len() as f64;
         eprintln!(
             "streaming = offline after {name}: {same}/{} clips ({:.1} %)",
             clips.len(),
-            100.0 * agreement
+            100.0 * *out
         );
-        // The aim is 98 %. One network's decision flips on a few per cent of clips under
-        // any perturbation (even one zero-input frame before the clip offline); the shipped
-        // ensemble averages that out, except on clips near a decision boundary
-        // (`cargo run --release --example stream_agreement`).
-        assert!(agreement >= AGREEMENT_FLOOR, "{name}: {agreement}");
+    }
+    Some(out)
+}
+
+#[test]
+fn a_clip_inside_a_stream_gets_its_offline_label() {
+    let Some(agreement) = stream_agreement(&model()) else {
+        return;
+    };
+    // The aim is 98 %. One network's decision flips on a few per cent of clips under
+    // any perturbation (even one zero-input frame before the clip offline); the default
+    // ensemble averages most of that out, except on clips near a decision boundary
+    // (`cargo run --release --example stream_agreement`).
+    for a in agreement {
+        assert!(a >= 0.95, "{agreement:?}");
     }
 }
 
-/// What the shipped model reaches here, less a margin (see the model card).
-const AGREEMENT_FLOOR: f64 = 0.95;
+#[test]
+fn the_steady_model_keeps_its_offline_word_in_98_percent_of_streams() {
+    let m =
+        Model::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/gsc12_steady.safetensors"))
+            .unwrap();
+    let Some([silence, noise, word]) = stream_agreement(&m) else {
+        return;
+    };
+    // Short synaptic delays (220 ms) and leaks: what came before a word is forgotten
+    // within its first frames (model card, run M).
+    for a in [silence, noise, word] {
+        assert!(a >= 0.98, "{silence} {noise} {word}");
+    }
+}
 
 #[test]
 fn state_size_stays_constant_over_a_long_stream() {

@@ -266,7 +266,14 @@ fn a_joint_readout_is_fitted_on_the_training_speakers_and_recorded() {
             "--out",
         ])
         .arg(&pe)
-        .args(["--joint-readout", "--joint-epochs", "2", "--data"])
+        .args([
+            "--joint-readout",
+            "--joint-epochs",
+            "2",
+            "--joint-shifted",
+            "1",
+        ])
+        .arg("--data")
         .arg(&data)
         .output()
         .unwrap();
@@ -280,6 +287,9 @@ fn a_joint_readout_is_fitted_on_the_training_speakers_and_recorded() {
         rep["validation_after"].as_f64().unwrap(),
     );
     assert!(rep["samples"].as_u64().unwrap() > 1000, "{rep}");
+    // Each clip alone, in three contexts, and one window moved off it.
+    assert_eq!(rep["shifted"].as_u64(), Some(1), "{rep}");
+    assert_eq!(rep["samples"].as_u64().unwrap() % 5, 0, "{rep}");
     // Kept only when not worse; then the readouts are new, otherwise the members' own.
     let same = e.net.members[0].readout.w == a.net.members[0].readout.w;
     assert_eq!(rep["kept"].as_bool().unwrap(), after >= before, "{rep}");

@@ -39,6 +39,10 @@ pub struct Args {
     /// Weight of the term that pulls a clip's in-context decision towards its decision alone.
     #[arg(long, default_value_t = JointFitOptions::default().consistency)]
     joint_consistency: f32,
+    /// Windows per training clip moved 100–300 ms off it inside noise, labelled as the
+    /// clip, in the joint fit: a detector scores every window, not only the clip's.
+    #[arg(long, default_value_t = JointFitOptions::default().shifted)]
+    joint_shifted: usize,
     /// Seed of the joint fit (contexts and batch order).
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -88,6 +92,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
             epochs: a.joint_epochs,
             consistency: a.joint_consistency,
             seed: a.seed,
+            shifted: a.joint_shifted,
             ..JointFitOptions::default()
         };
         let rep = fit_joint_readout(&mut model, ds, &opts)?;

@@ -20,10 +20,13 @@ use crate::util::Rng;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct JointFitReport {
-    /// Training samples: clips (with `_silence_` noise crops) × 4 contexts.
+    /// Training samples: clips (with `_silence_` noise crops) × 4 contexts, plus the moved
+    /// windows.
     pub samples: usize,
     pub epochs: usize,
     pub consistency: f32,
+    /// Windows per clip moved off it (`JointFitOptions::shifted`).
+    pub shifted: usize,
     /// Whether the fitted readouts replaced the members' own (only when they are at least
     /// as accurate on the validation speakers).
     pub kept: bool,
@@ -36,8 +39,18 @@ pub struct JointFitReport {
 enum Context {
     None,
     Silence,
-    Noise { file: usize, seed: u64 },
+    Noise {
+        file: usize,
+        seed: u64,
+    },
     Clip(usize),
+    /// The clip inside background noise, the 1 s window moved `frames` hops from it (the
+    /// windows a detector also scores: it takes the peak over all of them).
+    Shifted {
+        file: usize,
+        seed: u64,
+        frames: i32,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -49,6 +62,10 @@ pub struct JointFitOptions {
     /// Adam's first step size, decayed to 0 over the epochs.
     pub lr: f32,
     pub seed: u64,
+    /// Windows per clip moved 100–300 ms off it (inside noise), labelled as the clip: a
+    /// detector scores every window, so the readout should not call part of another word
+    /// a keyword.
+    pub shifted: usize,
 }
 
 impl Default for JointFitOptions {
@@ -58,6 +75,7 @@ impl Default for JointFitOptions {
             consistency: 0.3,
             lr: 0.002,
             seed: 1,
+            shifted: 0,
         }
     }
 }
@@ -97,6 +115,19 @@ pub fn fit_joint_readout(
         }
         jobs.push((i, Context::Clip(rng.below(train.len()))));
         groups.push((first..jobs.len()).collect());
+        // Moved windows are other windows, not the clip in a context: no consistency term.
+        for _ in 0..if noise.is_empty() { 0 } else { opts.shifted } {
+            let frames = (10 + rng.below(21)) as i32 * if rng.below(2) == 0 { -1 } else { 1 };
+            groups.push(vec![jobs.len()]);
+            jobs.push((
+                i,
+                Context::Shifted {
+                    file: rng.below(noise.len()),
+                    seed: rng.next_u64(),
+                    frames,
+                },
+            ));
+        }
     }
     let sets = FeatureSets::of(model);
     let frozen = model.clone();
@@ -107,24 +138,38 @@ pub fn fit_joint_readout(
     };
     let samples: Vec<Sample> = parallel_map(&jobs, |(i, ctx)| {
         let x = &train[*i].samples;
-        let context = match ctx {
-            Context::None => Vec::new(),
-            Context::Silence => vec![0.0; half],
+        let (context, window): (Vec<f32>, &[f32]) = match ctx {
+            Context::None => (Vec::new(), x),
+            Context::Silence => (vec![0.0; half], x),
             Context::Noise { file, seed } => {
                 let mut r = Rng::new(*seed);
                 let gain = r.range(0.1, 0.4);
-                noise_crop(&noise[*file], half, &mut r)
-                    .iter()
-                    .map(|v| v * gain)
-                    .collect()
+                let n = noise_crop(&noise[*file], half, &mut r);
+                (n.iter().map(|v| v * gain).collect(), x)
             }
             Context::Clip(j) => {
                 let c = &train[*j].samples;
-                c[..c.len() / hop * hop].to_vec()
+                (c[..c.len() / hop * hop].to_vec(), x)
+            }
+            Context::Shifted { file, seed, frames } => {
+                // Noise, the clip, noise; the window ends `frames` hops off the clip's end.
+                let mut r = Rng::new(*seed);
+                let gain = r.range(0.1, 0.4);
+                let pad = noise_crop(&noise[*file], 2 * half, &mut r);
+                let mut s: Vec<f32> = pad[..half].iter().map(|v| v * gain).collect();
+                s.extend_from_slice(x);
+                s.extend(pad[half..].iter().map(|v| v * gain));
+                let end = (half + x.len()).saturating_add_signed(*frames as isize * hop as isize);
+                let start = end - x.len();
+                let w = s.split_off(start);
+                return Sample {
+                    feats: feats(&s, &w[..x.len()]),
+                    label: train[*i].label,
+                };
             }
         };
         Sample {
-            feats: feats(&context, x),
+            feats: feats(&context, window),
             label: train[*i].label,
         }
     });
@@ -161,6 +206,7 @@ pub fn fit_joint_readout(
         samples: samples.len(),
         epochs: opts.epochs,
         consistency: opts.consistency,
+        shifted: opts.shifted,
         kept,
         validation_clips: val_samples.len(),
         validation_before: before,
