@@ -200,16 +200,31 @@ impl Network {
                 reset,
             );
         }
-        // Readout.
-        let r = &self.readout;
         let last = &st.out[self.layers.len() - 1];
-        let acc = &mut st.acc[..r.n_classes];
+        st.synops += self.readout_frame(last, mode, &mut st.acc, &mut st.readout_v, &mut st.scores);
+        st.frames += 1;
+        &st.scores
+    }
+
+    /// One frame of the leaky readout on the last layer's spikes: updates its potentials
+    /// and the class scores (`acc` is scratch); returns the synaptic operations.
+    fn readout_frame(
+        &self,
+        spikes: &[f32],
+        mode: Mode,
+        acc: &mut [f32],
+        readout_v: &mut [f32],
+        scores: &mut [f32],
+    ) -> u64 {
+        let r = &self.readout;
+        let acc = &mut acc[..r.n_classes];
         acc.copy_from_slice(&r.bias);
-        for (i, &x) in last.iter().enumerate() {
+        let mut ops = 0;
+        for (i, &x) in spikes.iter().enumerate() {
             if mode == Mode::Event && x == 0.0 {
                 continue;
             }
-            st.synops += r.n_classes as u64;
+            ops += r.n_classes as u64;
             for (a, w) in acc
                 .iter_mut()
                 .zip(&r.w[i * r.n_classes..(i + 1) * r.n_classes])
@@ -219,11 +234,10 @@ impl Network {
         }
         let scale = self.config.logit_scale;
         for (c, &y) in acc.iter().enumerate() {
-            st.readout_v[c] = leaky_step(st.readout_v[c], y, r.beta[c]);
-            st.scores[c] = st.readout_v[c] * scale;
+            readout_v[c] = leaky_step(readout_v[c], y, r.beta[c]);
+            scores[c] = readout_v[c] * scale;
         }
-        st.frames += 1;
-        &st.scores
+        ops
     }
 
     /// Runs a whole clip (frames × input channels) from a fresh state; returns the clip
@@ -262,18 +276,11 @@ impl Network {
             }
             x = std::borrow::Cow::Owned(spikes);
         }
-        let r = &self.readout;
-        let scale = self.config.logit_scale;
         let start = self.config.decision_start(0, t);
-        let mut sum = vec![0.0f32; r.n_classes];
-        for (i, frame) in x.chunks_exact(r.c_in).enumerate() {
-            let acc = &mut st.acc[..r.n_classes];
-            acc.copy_from_slice(&r.bias);
-            st.synops += readout_accumulate(r, acc, frame, skip);
-            for (c, &y) in acc.iter().enumerate() {
-                st.readout_v[c] = leaky_step(st.readout_v[c], y, r.beta[c]);
-                st.scores[c] = st.readout_v[c] * scale;
-            }
+        let mut sum = vec![0.0f32; self.n_classes()];
+        for (i, frame) in x.chunks_exact(self.readout.c_in).enumerate() {
+            st.synops +=
+                self.readout_frame(frame, mode, &mut st.acc, &mut st.readout_v, &mut st.scores);
             if i >= start {
                 sum.iter_mut().zip(&st.scores).for_each(|(s, v)| *s += v);
             }
@@ -307,24 +314,6 @@ fn clip_currents(layer: &SpikingLayer, x: &[f32], cur: &mut [f32], skip_zeros: b
             let wk = &layer.w[k * c_in * c_out..(k + 1) * c_in * c_out];
             let acc = &mut cur[t0 * c_out..(t0 + nb) * c_out];
             ops += accumulate_frames(acc, &frames[..nb], wk, skip_zeros);
-        }
-    }
-    ops
-}
-
-/// The readout's weighted sum of one frame of last-layer spikes (as in `step`).
-fn readout_accumulate(r: &Readout, acc: &mut [f32], frame: &[f32], skip_zeros: bool) -> u64 {
-    let mut ops = 0;
-    for (i, &x) in frame.iter().enumerate() {
-        if skip_zeros && x == 0.0 {
-            continue;
-        }
-        ops += r.n_classes as u64;
-        for (a, w) in acc
-            .iter_mut()
-            .zip(&r.w[i * r.n_classes..(i + 1) * r.n_classes])
-        {
-            *a += x * w;
         }
     }
     ops
