@@ -21,11 +21,12 @@
 use std::path::{Path, PathBuf};
 
 use spikeword::audio::fit_length;
+use spikeword::data::{Dataset, Split, SplitRule};
 use spikeword::detect::{DetectorConfig, Engine};
-use spikeword::eval::argmax;
+use spikeword::eval::model_split_rule;
 use spikeword::features::MelFrame;
 use spikeword::snn::Mode;
-use spikeword::train::{Dataset, Split, SplitRule, model_split_rule};
+use spikeword::util::argmax;
 use spikeword::{Model, load_wav};
 
 fn main() -> anyhow::Result<()> {

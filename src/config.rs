@@ -45,13 +45,35 @@ impl FeatureConfig {
             1 + (n - self.win_length) / self.hop_length
         }
     }
+    /// Checks every field: a model file is user input, and a front end of absurd sizes
+    /// would make the pipeline panic, or run for hours, on the first clip.
     pub fn validate(&self) -> Result<(), String> {
-        if self.sample_rate < 1000
-            || self.n_mels == 0
-            || self.win_length < 16
-            || self.hop_length == 0
-        {
-            return Err(format!("unusable feature config {self:?}"));
+        if !(1000..=192_000).contains(&self.sample_rate) {
+            return Err(format!(
+                "sample rate {} Hz (1000 to 192000)",
+                self.sample_rate
+            ));
+        }
+        let sr = self.sample_rate as usize;
+        if !(16..=sr).contains(&self.win_length) {
+            return Err(format!(
+                "window of {} samples (16 up to one second, {sr})",
+                self.win_length
+            ));
+        }
+        if !(1..=self.win_length).contains(&self.hop_length) {
+            return Err(format!(
+                "hop of {} samples (1 up to the window, {})",
+                self.hop_length, self.win_length
+            ));
+        }
+        let bins = self.win_length / 2 + 1;
+        if !(1..=bins.min(512)).contains(&self.n_mels) {
+            return Err(format!(
+                "{} mel bands (1 up to {}, the FFT bins of the window)",
+                self.n_mels,
+                bins.min(512)
+            ));
         }
         if !(self.fmin >= 0.0
             && self.fmin < self.fmax
@@ -59,7 +81,15 @@ impl FeatureConfig {
         {
             return Err(format!("mel range {}..{} Hz", self.fmin, self.fmax));
         }
+        if !(self.log_eps.is_finite() && self.log_eps > 0.0) {
+            return Err(format!("log epsilon {}", self.log_eps));
+        }
         Ok(())
+    }
+
+    /// Feature frames of a 1 s clip (at least one once `validate` passed).
+    pub fn clip_frames(&self) -> usize {
+        self.n_frames(self.sample_rate as usize)
     }
 }
 
@@ -76,6 +106,20 @@ pub enum EncoderConfig {
 }
 
 impl EncoderConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        match *self {
+            EncoderConfig::Current => Ok(()),
+            EncoderConfig::Delta { threshold } if threshold.is_finite() && threshold > 0.0 => {
+                Ok(())
+            }
+            EncoderConfig::Delta { threshold } => Err(format!("delta threshold {threshold}")),
+            EncoderConfig::Rate { max_prob, .. } if max_prob > 0.0 && max_prob <= 1.0 => Ok(()),
+            EncoderConfig::Rate { max_prob, .. } => {
+                Err(format!("rate encoder max_prob {max_prob}"))
+            }
+        }
+    }
+
     pub fn out_channels(&self, n_mels: usize) -> usize {
         match self {
             EncoderConfig::Delta { .. } => 2 * n_mels,
@@ -84,19 +128,37 @@ impl EncoderConfig {
     }
 }
 
-/// Surrogate derivative used in the backward pass of the spike function.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, clap::ValueEnum)]
+/// Surrogate derivative used in the backward pass of the spike function (forward: the
+/// Heaviside step of u = v − θ). `derivative` is the one definition; the training graph
+/// differentiates a primitive of it and the tests check the two agree.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum Surrogate {
-    /// k·σ(ku)(1−σ(ku)), the seed paper's.
+    /// k·σ(ku)·(1 − σ(ku)), the seed paper's; peak k/4 at u = 0.
     Sigmoid,
-    /// k / (1 + k|u|)^2 (SuperSpike).
+    /// 1 / (1 + k|u|)² (SuperSpike's fast sigmoid); peak 1 at u = 0.
     FastSigmoid,
-    /// k / (1 + (π k u / 2)^2) ... scaled arctan derivative.
+    /// (k/2) / (1 + (πku/2)²), the derivative of atan(πku/2)/π; peak k/2 at u = 0.
     Arctan,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, clap::ValueEnum)]
+impl Surrogate {
+    /// The surrogate derivative at `u` with slope `k`.
+    pub fn derivative(self, u: f32, k: f32) -> f32 {
+        match self {
+            Surrogate::Sigmoid => {
+                let s = 1.0 / (1.0 + (-k * u).exp());
+                k * s * (1.0 - s)
+            }
+            Surrogate::FastSigmoid => 1.0 / (1.0 + k * u.abs()).powi(2),
+            Surrogate::Arctan => (k / 2.0) / (1.0 + (std::f32::consts::PI * k * u / 2.0).powi(2)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum Reset {
     /// v -= threshold after a spike (keeps the overshoot).
@@ -153,7 +215,63 @@ impl Default for NetworkConfig {
     }
 }
 
+/// Largest sizes a network may have: far above any useful model, low enough that a
+/// corrupt file cannot ask for gigabytes of state.
+pub const MAX_LAYERS: usize = 16;
+pub const MAX_CHANNELS: usize = 4096;
+pub const MAX_KERNEL: usize = 64;
+pub const MAX_DILATION: usize = 1024;
+
 impl NetworkConfig {
+    /// Checks every field, so that no network built from it can underflow, divide by
+    /// zero or allocate without bound.
+    pub fn validate(&self) -> Result<(), String> {
+        let n = self.channels.len();
+        if !(1..=MAX_LAYERS).contains(&n) {
+            return Err(format!("{n} spiking layers (1 to {MAX_LAYERS})"));
+        }
+        if self.dilations.len() != n {
+            return Err(format!(
+                "{} dilations for {n} layers (one per layer)",
+                self.dilations.len()
+            ));
+        }
+        if let Some(c) = self
+            .channels
+            .iter()
+            .find(|c| !(1..=MAX_CHANNELS).contains(*c))
+        {
+            return Err(format!("a layer of {c} channels (1 to {MAX_CHANNELS})"));
+        }
+        if !(1..=MAX_KERNEL).contains(&self.kernel) {
+            return Err(format!(
+                "kernel of {} frames (1 to {MAX_KERNEL})",
+                self.kernel
+            ));
+        }
+        if let Some(d) = self
+            .dilations
+            .iter()
+            .find(|d| !(1..=MAX_DILATION).contains(*d))
+        {
+            return Err(format!("dilation {d} (1 to {MAX_DILATION})"));
+        }
+        let finite_pos = |v: f32| v.is_finite() && v > 0.0;
+        if !finite_pos(self.surrogate_slope) {
+            return Err(format!("surrogate slope {}", self.surrogate_slope));
+        }
+        if !(0.0..=1.0).contains(&self.init_beta) {
+            return Err(format!("initial leak {} (0 to 1)", self.init_beta));
+        }
+        if !finite_pos(self.init_threshold) || !finite_pos(self.logit_scale) {
+            return Err(format!(
+                "initial threshold {} / logit scale {}",
+                self.init_threshold, self.logit_scale
+            ));
+        }
+        Ok(())
+    }
+
     /// First frame of the clip decision for an input of `frames` frames whose first
     /// `context` frames are context (not scored).
     pub fn decision_start(&self, context: usize, frames: usize) -> usize {
@@ -185,6 +303,55 @@ pub struct ModelConfig {
     /// Per-band mean and standard deviation of log-mel over the training set.
     pub norm_mean: Vec<f32>,
     pub norm_std: Vec<f32>,
+}
+
+impl ModelConfig {
+    /// Checks the whole configuration and its parts against each other.
+    pub fn validate(&self) -> Result<(), String> {
+        self.features
+            .validate()
+            .map_err(|e| format!("features: {e}"))?;
+        self.encoder
+            .validate()
+            .map_err(|e| format!("encoder: {e}"))?;
+        self.network
+            .validate()
+            .map_err(|e| format!("network: {e}"))?;
+        let clip = self.features.clip_frames();
+        if self.network.decision_frames > clip {
+            return Err(format!(
+                "decision window of {} frames, longer than a 1 s clip ({clip})",
+                self.network.decision_frames
+            ));
+        }
+        let n = self.labels.len();
+        if !(2..=10_000).contains(&n) {
+            return Err(format!("{n} labels (2 to 10000)"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for l in &self.labels {
+            if l.trim().is_empty() || l.chars().any(char::is_control) {
+                return Err(format!("label {l:?}"));
+            }
+            if !seen.insert(l) {
+                return Err(format!("label {l:?} twice"));
+            }
+        }
+        let bands = self.features.n_mels;
+        if self.norm_mean.len() != bands || self.norm_std.len() != bands {
+            return Err(format!(
+                "normalisation for {} / {} bands, features have {bands}",
+                self.norm_mean.len(),
+                self.norm_std.len()
+            ));
+        }
+        if self.norm_mean.iter().any(|m| !m.is_finite())
+            || self.norm_std.iter().any(|s| !(s.is_finite() && *s > 0.0))
+        {
+            return Err("normalisation: non-finite mean or non-positive deviation".into());
+        }
+        Ok(())
+    }
 }
 
 pub const SILENCE: &str = "_silence_";

@@ -1,98 +1,12 @@
 //! Accuracy, confusion and activity (firing rates, synaptic operations) of a model on
 //! labelled clips, using the same frame-by-frame engine as the apps.
 
-use std::path::Path;
-
 use serde::Serialize;
 
-use crate::audio::{fit_length, load_wav};
-use crate::config::SILENCE;
+use crate::data::{LabeledAudio, SplitRule};
 use crate::features::with_mel_frame;
 use crate::model::{ClipOutput, Model};
-use crate::train::data::{Dataset, Split, label_index};
-
-/// A clip in memory with its class index.
-#[derive(Debug, Clone)]
-pub struct LabeledAudio {
-    pub name: String,
-    pub samples: Vec<f32>,
-    pub label: usize,
-}
-
-/// Loads the clips of `split` (all when `None`) under a Speech Commands folder, labelled for
-/// `labels`: other words become `_unknown_`, 1 s crops of background noise `_silence_`.
-/// Unreadable files are skipped and counted.
-pub fn load_labeled(
-    ds: &Dataset,
-    split: Option<Split>,
-    labels: &[String],
-    rate: u32,
-) -> (Vec<LabeledAudio>, Vec<(String, String)>) {
-    let len = rate as usize;
-    let wanted: Vec<(&Path, usize)> = ds
-        .clips
-        .iter()
-        .filter(|c| split.is_none_or(|s| c.split == s))
-        .filter_map(|c| label_index(labels, &c.word).map(|l| (c.path.as_path(), l)))
-        .collect();
-    let loaded = parallel_map(&wanted, |(p, l)| {
-        load_wav(p, rate).map(|x| LabeledAudio {
-            name: p.display().to_string(),
-            samples: fit_length(&x, len),
-            label: *l,
-        })
-    });
-    let mut out = Vec::new();
-    let mut failed = Vec::new();
-    for ((p, _), r) in wanted.iter().zip(loaded) {
-        match r {
-            Ok(a) => out.push(a),
-            Err(e) => failed.push((p.display().to_string(), e.to_string())),
-        }
-    }
-    if let Some(si) = labels.iter().position(|l| l == SILENCE) {
-        let noise: Vec<_> = match split {
-            Some(s) => ds.noise_for(s),
-            None => ds.noise.iter().map(|(p, _)| p.clone()).collect(),
-        };
-        for p in noise {
-            match load_wav(&p, rate) {
-                Ok(x) => {
-                    // Consecutive 1 s crops (the shared folder's files are 1 s already).
-                    for (k, c) in x.chunks(len).enumerate() {
-                        if c.len() * 2 >= len {
-                            out.push(LabeledAudio {
-                                name: format!("{}#{k}", p.display()),
-                                samples: fit_length(c, len),
-                                label: si,
-                            });
-                        }
-                    }
-                }
-                Err(e) => failed.push((p.display().to_string(), e.to_string())),
-            }
-        }
-    }
-    (out, failed)
-}
-
-/// Maps `f` over `items` on all cores, keeping order.
-pub fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(items.len().max(1));
-    let chunk = items.len().div_ceil(threads.max(1)).max(1);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|c| s.spawn(|| c.iter().map(&f).collect::<Vec<R>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("worker panicked"))
-            .collect()
-    })
-}
+use crate::util::{argmax, parallel_map};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ClassStats {
@@ -127,13 +41,6 @@ pub fn evaluate(model: &Model, data: &[LabeledAudio]) -> (EvalReport, Vec<ClipOu
         with_mel_frame(&model.config.features, |mf| model.classify(mf, &a.samples))
     });
     (report(model, data, &outs), outs)
-}
-
-pub fn argmax(x: &[f32]) -> usize {
-    x.iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map_or(0, |(i, _)| i)
 }
 
 fn report(model: &Model, data: &[LabeledAudio], outs: &[ClipOutput]) -> EvalReport {
@@ -264,4 +171,16 @@ impl EvalReport {
         }
         s
     }
+}
+
+/// The speaker-split rule `model` was trained with, as recorded in its file: the test and
+/// validation speakers are only known through it. A model without one (e.g. an edited
+/// file) is an error rather than a guess; `--split-rule` then says which to use.
+pub fn model_split_rule(model: &Model) -> anyhow::Result<SplitRule> {
+    let rec = &model.training["split_rule"];
+    serde_json::from_value(rec.clone()).map_err(|_| {
+        anyhow::anyhow!(
+            "the model records no speaker split rule ({rec}): pass --split-rule official|salted"
+        )
+    })
 }

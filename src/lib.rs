@@ -2,18 +2,25 @@
 //!
 //! Data flows one way: `audio` (decode, resample) → `features` (log-mel) →
 //! `encoding` (spikes or currents) → `snn` (LIF temporal convolutions) →
-//! `detect` (smoothed word events). `train` fits the network with surrogate
-//! gradients in burn; `model` is the file that carries weights and config.
+//! `detect` (smoothed word events); `model` is the file that carries weights and
+//! config, `eval` measures a model on labelled clips from `data`. With the `train`
+//! feature (on by default), `batch` runs the network as a burn graph and `train` fits
+//! it with surrogate gradients; without it the library is the lean inference part.
 
 pub mod audio;
+#[cfg(feature = "train")]
+pub mod batch;
 pub mod config;
+pub mod data;
 pub mod detect;
 pub mod encoding;
 pub mod eval;
 pub mod features;
 pub mod model;
+#[cfg(feature = "plot")]
 pub mod plot;
 pub mod snn;
+#[cfg(feature = "train")]
 pub mod train;
 pub mod util;
 

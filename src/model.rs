@@ -175,7 +175,7 @@ impl Model {
                 .ok_or_else(|| invalid("no config".into()))?,
         )
         .map_err(|e| invalid(format!("config: {e}")))?;
-        config.features.validate().map_err(invalid)?;
+        config.validate().map_err(invalid)?;
         let training = md
             .get("training")
             .and_then(|t| serde_json::from_str(t).ok())
@@ -202,21 +202,22 @@ impl Model {
             }
             Ok(v)
         };
+        // Leaks outside [0, 1] diverge; a threshold at or below 0 fires every frame.
+        let ranged = |name: &str, shape: &[usize], lo: f32, hi: f32, open_lo: bool| {
+            let v = get(name, shape)?;
+            match v
+                .iter()
+                .find(|x| **x > hi || **x < lo || (open_lo && **x == lo))
+            {
+                Some(x) => Err(invalid(format!(
+                    "tensor {name} holds {x}, outside {lo}..{hi}"
+                ))),
+                None => Ok(v),
+            }
+        };
         let net_cfg = &config.network;
-        if net_cfg.channels.is_empty()
-            || net_cfg.channels.len() != net_cfg.dilations.len()
-            || net_cfg.kernel == 0
-        {
-            return Err(invalid("network shape".into()));
-        }
         let n_mels = config.features.n_mels;
-        if config.norm_mean.len() != n_mels || config.norm_std.len() != n_mels {
-            return Err(invalid("normalisation statistics".into()));
-        }
         let n = config.labels.len();
-        if n < 2 {
-            return Err(invalid("fewer than two labels".into()));
-        }
         let members: usize = match md.get("members") {
             None => 1,
             Some(k) => k
@@ -238,8 +239,14 @@ impl Model {
                     (c, prev, kk),
                     d,
                     get(&format!("{pre}layers.{i}.bias"), &[c])?,
-                    get(&format!("{pre}layers.{i}.beta"), &[c])?,
-                    get(&format!("{pre}layers.{i}.threshold"), &[c])?,
+                    ranged(&format!("{pre}layers.{i}.beta"), &[c], 0.0, 1.0, false)?,
+                    ranged(
+                        &format!("{pre}layers.{i}.threshold"),
+                        &[c],
+                        0.0,
+                        f32::MAX,
+                        true,
+                    )?,
                 ));
                 prev = c;
             }
@@ -248,7 +255,7 @@ impl Model {
                 n_classes: n,
                 w: get(&format!("{pre}readout.weight"), &[prev, n])?,
                 bias: get(&format!("{pre}readout.bias"), &[n])?,
-                beta: get(&format!("{pre}readout.beta"), &[n])?,
+                beta: ranged(&format!("{pre}readout.beta"), &[n], 0.0, 1.0, false)?,
             };
             nets.push(Network {
                 config: net_cfg.clone(),
@@ -386,8 +393,7 @@ impl Model {
 
     /// Feature frames of a 1 s clip.
     fn clip_frames(&self) -> usize {
-        let f = &self.config.features;
-        (f.sample_rate as usize - f.win_length) / f.hop_length + 1
+        self.config.features.clip_frames()
     }
 
     pub fn classify(&self, mf: &mut MelFrame, samples: &[f32]) -> ClipOutput {

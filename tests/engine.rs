@@ -1,25 +1,30 @@
 //! The streaming engine: constant state, streaming = offline on real clips, one event
 //! per spoken word.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use spikeword::audio::fit_length;
+use spikeword::data::{Dataset, Split, SplitRule};
 use spikeword::detect::{DetectorConfig, Engine};
-use spikeword::eval::argmax;
 use spikeword::features::MelFrame;
-use spikeword::train::{Dataset, Split, SplitRule};
+use spikeword::util::argmax;
 use spikeword::{Model, load_wav};
 
 fn model() -> Model {
     Model::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/gsc12.safetensors")).unwrap()
 }
 
-fn shared() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/speech_commands")
+mod common;
+
+/// Seeded white noise at a low level (needs no data).
+fn noise(len: usize) -> Vec<f32> {
+    let mut r = spikeword::util::Rng::new(len as u64);
+    (0..len).map(|_| r.normal() * 0.005).collect()
 }
 
-fn noise(len: usize) -> Vec<f32> {
-    let p = shared().join("_background_noise_");
+/// The first background-noise recording of the data, looped to `len` samples.
+fn recorded_noise(shared: &Path, len: usize) -> Vec<f32> {
+    let p = shared.join("_background_noise_");
     // The first file by name (directory order differs between file systems).
     let f = std::fs::read_dir(&p).ok().and_then(|d| {
         d.map(|e| e.unwrap().path())
@@ -34,7 +39,7 @@ fn noise(len: usize) -> Vec<f32> {
             .take(len)
             .map(|v| v * 0.2)
             .collect(),
-        None => vec![0.0; len],
+        None => panic!("no background noise in {}", p.display()),
     }
 }
 
@@ -42,17 +47,14 @@ fn noise(len: usize) -> Vec<f32> {
 /// after 0.5 s of digital silence, 0.5 s of background noise and another word (`None`
 /// without the shared data).
 fn stream_agreement(m: &Model) -> Option<[f64; 3]> {
-    if !shared().is_dir() {
-        eprintln!("skipped: no shared data");
-        return None;
-    }
-    let ds = Dataset::scan(&shared(), &SplitRule::Salted).unwrap();
+    let shared = common::speech_commands()?;
+    let ds = Dataset::scan(&shared, &SplitRule::Salted).unwrap();
     let clips: Vec<_> = ds.split(Split::Test).collect();
     let mut mf = MelFrame::new(&m.config.features);
     let speech = fit_length(&load_wav(&clips[3].path, 16000).unwrap(), 16000);
     let contexts = [
         ("silence", vec![0.0; 8000]),
-        ("noise", noise(8000)),
+        ("noise", recorded_noise(&shared, 8000)),
         ("another word", speech),
     ];
     let mut out = [0.0; 3];

@@ -8,6 +8,8 @@ use spikeword::Model;
 use spikeword::detect::{DetectorConfig, Engine};
 use spikeword::features::MelFrame;
 
+mod common;
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -148,6 +150,7 @@ fn the_ensemble_command_writes_a_file_the_other_commands_use() {
     let run = |args: &[&str]| {
         let o = Command::new(env!("CARGO_BIN_EXE_spikeword"))
             .args(args)
+            .env_remove("SPIKEWORD_DATA")
             .current_dir(root())
             .output()
             .unwrap();
@@ -160,15 +163,7 @@ fn the_ensemble_command_writes_a_file_the_other_commands_use() {
         )
     };
     let s = |p: &PathBuf| p.display().to_string();
-    let (code, _, err) = run(&[
-        "ensemble",
-        &s(&pa),
-        &s(&pb),
-        "--out",
-        &s(&pe),
-        "--data",
-        "none",
-    ]);
+    let (code, _, err) = run(&["ensemble", &s(&pa), &s(&pb), "--out", &s(&pe)]);
     assert_eq!(code, Some(0), "{err}");
     let (code, out, _) = run(&["info", "--model", &s(&pe)]);
     assert_eq!(code, Some(0));
@@ -179,8 +174,6 @@ fn the_ensemble_command_writes_a_file_the_other_commands_use() {
         &s(&pb),
         "--out",
         &s(&d.path().join("long.safetensors")),
-        "--data",
-        "none",
         "--decision-frames",
         "200",
     ]);
@@ -191,19 +184,13 @@ fn the_ensemble_command_writes_a_file_the_other_commands_use() {
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("\"label\":\"yes\""), "{out}");
     // Writing over a member, or training from an ensemble, is refused.
-    let (code, _, err) = run(&[
-        "ensemble",
-        &s(&pa),
-        &s(&pb),
-        "--out",
-        &s(&pa),
-        "--data",
-        "none",
-    ]);
+    let (code, _, err) = run(&["ensemble", &s(&pa), &s(&pb), "--out", &s(&pa)]);
     assert_eq!(code, Some(1));
     assert!(err.contains("one of the members"), "{err}");
     let (code, _, err) = run(&[
         "train",
+        "--data",
+        &s(&d.path().to_path_buf()),
         "--init",
         &s(&pe),
         "--split-rule",
@@ -250,11 +237,9 @@ fn the_decision_window_is_the_clip_decision_and_the_detectors_window() {
 
 #[test]
 fn a_joint_readout_is_fitted_on_the_training_speakers_and_recorded() {
-    let data = root().join("../shared/data/speech_commands");
-    if !data.is_dir() {
-        eprintln!("skipped: no shared data");
+    let Some(data) = common::speech_commands() else {
         return;
-    }
+    };
     let (a, b) = two_members();
     let d = tempfile::tempdir().unwrap();
     let [pa, pb, pe] = saved(&d, &a, &b);

@@ -5,10 +5,10 @@
 use std::path::Path;
 
 use burn::tensor::{Tensor, TensorData};
+use spikeword::batch::net::TrainNet;
+use spikeword::batch::{DeviceKind, burn_device};
 use spikeword::features::MelFrame;
 use spikeword::snn::Mode;
-use spikeword::train::net::TrainNet;
-use spikeword::train::{DeviceKind, trainer::burn_device};
 use spikeword::{Model, load_wav};
 
 #[test]
@@ -40,8 +40,68 @@ fn wgpu_forward_matches_the_cpu_engine() {
     }
 }
 
+/// Losses of `steps` Adam steps on ten real clips, and the network they leave, on `kind`.
+fn fit_steps(kind: DeviceKind, steps: usize) -> (Vec<f32>, spikeword::snn::Network) {
+    use burn::optim::{AdamConfig, GradientsParams};
+    use burn::tensor::Int;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let m = Model::load(&root.join("models/gsc12.safetensors")).unwrap();
+    let words = [
+        "yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go",
+    ];
+    let mut mf = MelFrame::new(&m.config.features);
+    let c = m.config.encoder.out_channels(m.config.features.n_mels);
+    let mut xs = Vec::new();
+    for w in words {
+        let x = load_wav(&root.join(format!("assets/clips/{w}_0.wav")), 16000).unwrap();
+        let (enc, _) = m.encode(&mut mf, &spikeword::audio::fit_length(&x, 16000));
+        xs.extend(spikeword::batch::net::channels_first(&enc, c));
+    }
+    let t = xs.len() / (c * words.len());
+    let labels: Vec<i64> = words
+        .iter()
+        .map(|w| m.labels().iter().position(|l| l == w).unwrap() as i64)
+        .collect();
+    let dev = burn_device(kind).unwrap().autodiff();
+    let mut tn = TrainNet::from_network(m.net.first(), &dev);
+    let mut optim = AdamConfig::new().init();
+    let mut losses = Vec::new();
+    for _ in 0..steps {
+        let x: Tensor<3> = Tensor::from_data(TensorData::new(xs.clone(), [10, c, t]), &dev);
+        let y: Tensor<1, Int> = Tensor::from_data(TensorData::new(labels.clone(), [10]), &dev);
+        let l = spikeword::batch::net::loss(&tn.forward(x), y, 0.03, 4.0);
+        losses.push(l.clone().into_scalar::<f32>());
+        let grads = GradientsParams::from_grads(l.backward(), &tn);
+        tn = optim.step(3e-3, tn, grads);
+    }
+    (losses, tn.to_network())
+}
+
 #[test]
-fn a_training_step_runs_on_the_gpu_device() {
+fn training_steps_on_the_gpu_lower_the_loss_as_on_the_cpu() {
+    let (gpu, g) = fit_steps(DeviceKind::Gpu, 6);
+    let (cpu, c) = fit_steps(DeviceKind::Cpu, 6);
+    assert!(gpu[5] < gpu[0], "the loss did not fall on the GPU: {gpu:?}");
+    for (a, b) in gpu.iter().zip(&cpu) {
+        assert!(
+            (a - b).abs() < 1e-2 * b.abs().max(1.0),
+            "{gpu:?} vs {cpu:?}"
+        );
+    }
+    let (wg, wc) = (&g.readout.w, &c.readout.w);
+    let diff = wg
+        .iter()
+        .zip(wc)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    assert!(
+        diff < 1e-2,
+        "readout weights differ by {diff} after 6 steps"
+    );
+}
+
+#[test]
+fn train_bench_runs_on_the_gpu_device() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_spikeword"))
         .args([
             "train-bench",
@@ -60,5 +120,41 @@ fn a_training_step_runs_on_the_gpu_device() {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(v["clips_per_second"].as_f64().unwrap() > 0.0);
+    assert_eq!(
+        (v["batch"].as_u64(), v["steps"].as_u64()),
+        (Some(8), Some(2))
+    );
+    assert!(v["clips_per_second"].as_f64().unwrap().is_finite());
+}
+
+#[test]
+fn classify_decides_the_same_on_the_gpu_and_the_cpu() {
+    let run = |device: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_spikeword"))
+            .args(["classify", "assets/clips", "--json", "--device", device])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .map(|v| {
+                (
+                    v["label"].as_str().unwrap().to_string(),
+                    v["score"].as_f64().unwrap(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let (gpu, cpu) = (run("gpu"), run("cpu"));
+    assert_eq!(gpu.len(), 10);
+    for ((lg, sg), (lc, sc)) in gpu.iter().zip(&cpu) {
+        assert_eq!(lg, lc);
+        assert!((sg - sc).abs() < 1e-2, "{sg} vs {sc}");
+    }
 }

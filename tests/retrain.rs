@@ -3,16 +3,20 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Runs the program with the Speech Commands folder (when there is one) as the replay.
 fn run(args: &[&str]) -> Output {
-    let o = Command::new(env!("CARGO_BIN_EXE_spikeword"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_spikeword"));
+    match common::speech_commands() {
+        Some(dir) => cmd.env("SPIKEWORD_DATA", dir),
+        None => cmd.env_remove("SPIKEWORD_DATA"),
+    };
+    let o = cmd.args(args).current_dir(root()).output().unwrap();
     assert!(
         !String::from_utf8_lossy(&o.stderr).contains("panicked"),
         "{args:?}: {}",
@@ -64,8 +68,7 @@ fn digits_from_four_recordings_each_become_new_words() {
     assert!(out.exists() && out.with_extension("md").exists());
     // The new model classifies with no other change; a held-out recording of the same
     // speaker (index 40, not among the four) should mostly come out right.
-    let fsdd = root().join("../shared/data/fsdd");
-    if fsdd.is_dir() {
+    if let Some(fsdd) = common::fsdd() {
         let files: Vec<String> = ["zero", "three", "seven", "nine"]
             .iter()
             .enumerate()
@@ -246,4 +249,53 @@ fn retraining_is_reproducible_and_leaves_the_old_rows_alone() {
             assert_eq!(ra.w[i * ra.n_classes + c], rb.w[i * rb.n_classes + c]);
         }
     }
+}
+
+#[test]
+fn without_replay_data_retraining_runs_and_says_the_old_words_are_unmeasured() {
+    // A user's machine: no Speech Commands folder anywhere, no variable pointing at one.
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("words");
+    copy_word(&root().join("assets/fsdd_jackson4"), &data, "one", 4);
+    copy_word(&root().join("assets/fsdd_jackson4"), &data, "two", 4);
+    let model = root().join("models/gsc12.safetensors");
+    let o = Command::new(env!("CARGO_BIN_EXE_spikeword"))
+        .args([
+            "retrain",
+            "--data",
+            "words",
+            "--out",
+            "new.safetensors",
+            "--copies",
+            "4",
+        ])
+        .arg("--model")
+        .arg(&model)
+        .env_remove("SPIKEWORD_DATA")
+        .current_dir(d.path())
+        .output()
+        .unwrap();
+    let (out, e) = (String::from_utf8_lossy(&o.stdout), err(&o));
+    assert!(o.status.success(), "{e}");
+    assert!(out.contains("old words: n/a"), "{out}");
+    assert!(e.contains("no replay data"), "{e}");
+    assert!(d.path().join("new.safetensors").exists());
+    // A replay folder that is not there is an error, not a quiet fallback.
+    let o = Command::new(env!("CARGO_BIN_EXE_spikeword"))
+        .args([
+            "retrain",
+            "--data",
+            "words",
+            "--out",
+            "n2.safetensors",
+            "--replay",
+            "nowhere",
+        ])
+        .arg("--model")
+        .arg(&model)
+        .current_dir(d.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("nowhere"), "{}", err(&o));
 }

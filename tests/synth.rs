@@ -1,8 +1,8 @@
 //! Synthetic speech from the Debian TTS engines: real clips in the Speech Commands layout.
 //! Needs espeak-ng (CI installs it and sets SPIKEWORD_REQUIRE_TTS=1; elsewhere it skips).
 
-use spikeword::train::synth::{SynthOptions, synthesize};
-use spikeword::train::{Dataset, SplitRule};
+use spikeword::data::synth::{SynthOptions, synthesize};
+use spikeword::data::{Dataset, SplitRule};
 
 #[test]
 fn espeak_voices_a_word_into_one_second_clips() {

@@ -2,25 +2,24 @@
 //! and the speaker split never shares a speaker between sets.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use spikeword::batch::DeviceKind;
 use spikeword::config::{EncoderConfig, FeatureConfig, NetworkConfig};
+use spikeword::data::{Dataset, Split, SplitRule, Task};
 use spikeword::train::augment::AugmentConfig;
-use spikeword::train::{
-    Dataset, DeviceKind, Split, SplitRule, Task, TrainOptions, train, train_for,
-};
+use spikeword::train::{TrainOptions, train, train_for};
 
-fn shared() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/speech_commands")
-}
+mod common;
 
-/// A small folder in the official layout: `n` clips of three words plus noise.
+/// A small folder in the official layout: `n` clips of three words plus noise (false
+/// without the data).
 fn tiny_dataset(dir: &Path, n: usize) -> bool {
-    if !shared().is_dir() {
+    let Some(shared) = common::speech_commands() else {
         return false;
-    }
+    };
     for w in ["yes", "no", "up", "_background_noise_"] {
-        let src = shared().join(w);
+        let src = shared.join(w);
         let dst = dir.join(w);
         std::fs::create_dir_all(&dst).unwrap();
         let mut files: Vec<_> = std::fs::read_dir(&src)
@@ -72,7 +71,7 @@ fn options(data: &Path, run: &Path, epochs: usize) -> TrainOptions {
         dropout: 0.0,
         word_head: 0.0,
         word_head_exclude: vec![],
-        leak_max: spikeword::train::net::BETA_MAX,
+        leak_max: spikeword::batch::net::BETA_MAX,
     }
 }
 
@@ -89,7 +88,6 @@ fn losses(run: &Path) -> Vec<f64> {
 fn a_short_run_on_real_clips_reduces_the_loss() {
     let d = tempfile::tempdir().unwrap();
     if !tiny_dataset(d.path(), 40) {
-        eprintln!("skipped: no shared data");
         return;
     }
     let run = d.path().join("run");
@@ -105,7 +103,6 @@ fn a_short_run_on_real_clips_reduces_the_loss() {
 fn leak_max_caps_every_membrane_leak() {
     let d = tempfile::tempdir().unwrap();
     if !tiny_dataset(d.path(), 20) {
-        eprintln!("skipped: no shared data");
         return;
     }
     let run = d.path().join("run");
@@ -137,7 +134,6 @@ fn leak_max_caps_every_membrane_leak() {
 fn an_interrupted_run_resumes_exactly() {
     let d = tempfile::tempdir().unwrap();
     if !tiny_dataset(d.path(), 20) {
-        eprintln!("skipped: no shared data");
         return;
     }
     let (a, b) = (d.path().join("a"), d.path().join("b"));
@@ -152,8 +148,9 @@ fn an_interrupted_run_resumes_exactly() {
     train_for(opts(&b), false, Some(2)).unwrap();
     assert!(!b.join("model.safetensors").exists());
     train(opts(&b), true).unwrap();
-    let wa = std::fs::read(a.join("checkpoint.safetensors")).unwrap();
-    let wb = std::fs::read(b.join("checkpoint.safetensors")).unwrap();
+    let last = |run: &Path| run.join("checkpoints/epoch-0003/model.safetensors");
+    let wa = std::fs::read(last(&a)).unwrap();
+    let wb = std::fs::read(last(&b)).unwrap();
     let ma = spikeword::Model::from_bytes(&wa, "a").unwrap();
     let mb = spikeword::Model::from_bytes(&wb, "b").unwrap();
     for (la, lb) in ma.net.first().layers.iter().zip(&mb.net.first().layers) {
@@ -171,12 +168,11 @@ fn an_interrupted_run_resumes_exactly() {
 
 #[test]
 fn no_speaker_is_in_two_splits() {
-    if !shared().is_dir() {
-        eprintln!("skipped: no shared data");
+    let Some(shared) = common::speech_commands() else {
         return;
-    }
+    };
     for rule in [SplitRule::Official, SplitRule::Salted] {
-        let ds = Dataset::scan(&shared(), &rule).unwrap();
+        let ds = Dataset::scan(&shared, &rule).unwrap();
         let mut seen: HashMap<&str, Split> = HashMap::new();
         for c in &ds.clips {
             let s = *seen.entry(&c.speaker).or_insert(c.split);
@@ -189,4 +185,94 @@ fn no_speaker_is_in_two_splits() {
         let splits: HashSet<Split> = ds.clips.iter().map(|c| c.split).collect();
         assert_eq!(splits.len(), 3, "{rule:?}");
     }
+}
+
+/// `spikeword train` on the tiny folder into `run` (a small network, four epochs).
+fn train_command(data: &Path, run: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_spikeword"));
+    cmd.args(["train", "--task", "gsc35", "--split-rule", "salted"])
+        .args([
+            "--epochs",
+            "4",
+            "--batch",
+            "16",
+            "--per-class",
+            "16",
+            "--seed",
+            "7",
+        ])
+        .args(["--channels", "16,16", "--dilations", "1,4"])
+        .arg("--data")
+        .arg(data)
+        .arg("--run-dir")
+        .arg(run)
+        .arg("--out")
+        .arg(run.join("model.safetensors"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    cmd
+}
+
+/// The columns of log.csv that do not depend on the clock.
+fn log_without_times(run: &Path) -> Vec<String> {
+    std::fs::read_to_string(run.join("log.csv"))
+        .unwrap()
+        .lines()
+        .map(|l| l.split(',').take(7).collect::<Vec<_>>().join(","))
+        .collect()
+}
+
+#[test]
+fn a_run_killed_at_random_moments_resumes_from_its_last_complete_epoch() {
+    let d = tempfile::tempdir().unwrap();
+    if !tiny_dataset(d.path(), 20) {
+        return;
+    }
+    let (a, b) = (d.path().join("a"), d.path().join("b"));
+    let t0 = std::time::Instant::now();
+    assert!(train_command(d.path(), &a).status().unwrap().success());
+    let whole = t0.elapsed();
+    // SIGKILL at random moments of the run (start-up, mid-epoch, mid-checkpoint), each
+    // time resuming what the last attempt left; then one attempt runs to the end.
+    let mut rng = spikeword::util::Rng::new(11);
+    let mut kills = 0;
+    for attempt in 0.. {
+        let mut child = train_command(d.path(), &b).arg("--resume").spawn().unwrap();
+        let deadline = std::time::Instant::now() + whole.mul_f32(rng.range(0.1, 0.9));
+        let finished = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if attempt < 6 && std::time::Instant::now() >= deadline {
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        match finished {
+            Some(status) => {
+                assert!(status.success(), "attempt {attempt} failed");
+                break;
+            }
+            None => {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                kills += 1;
+            }
+        }
+    }
+    assert!(kills >= 3, "only {kills} attempts were killed");
+    let ma = spikeword::Model::load(&a.join("model.safetensors")).unwrap();
+    let mb = spikeword::Model::load(&b.join("model.safetensors")).unwrap();
+    for (la, lb) in ma.net.first().layers.iter().zip(&mb.net.first().layers) {
+        assert!(la.w == lb.w && la.beta == lb.beta && la.threshold == lb.threshold);
+    }
+    assert!(ma.net.first().readout.w == mb.net.first().readout.w);
+    assert_eq!(ma.training["best_epoch"], mb.training["best_epoch"]);
+    assert_eq!(log_without_times(&a), log_without_times(&b));
+    // One checkpoint directory is left, and no partial one.
+    let left: Vec<String> = std::fs::read_dir(b.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(left, ["epoch-0004"], "{left:?}");
 }

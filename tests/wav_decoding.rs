@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use spikeword::audio::{AudioError, wav};
 use spikeword::load_wav;
 
+mod common;
+
 fn header(fmt_tag: u16, channels: u16, rate: u32, bits: u16, data_len: u32) -> Vec<u8> {
     let align = channels * bits / 8;
     let mut b = Vec::new();
@@ -117,15 +119,18 @@ fn other_rates_are_resampled_to_16k() {
 
 #[test]
 fn real_8khz_fsdd_recording_decodes() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/fsdd/seven");
-    let Some(f) = std::fs::read_dir(&dir)
-        .ok()
-        .and_then(|mut d| d.next())
-        .map(|e| e.unwrap().path())
-    else {
-        eprintln!("skipped: {} not present", dir.display());
+    let Some(fsdd) = common::fsdd() else {
         return;
     };
+    let mut files: Vec<_> = std::fs::read_dir(fsdd.join("seven"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let f = files
+        .first()
+        .expect("FSDD has recordings of 'seven'")
+        .clone();
     let r = wav::open(&f).unwrap();
     assert_eq!(r.spec().sample_rate, 8000);
     let x = load_wav(&f, 16000).unwrap();

@@ -61,3 +61,19 @@ pub fn fit_length(x: &[f32], len: usize) -> Vec<f32> {
         v
     }
 }
+
+/// Resamples by linear interpolation to play `factor` times faster, then fits `len`.
+pub fn change_speed(x: &[f32], factor: f32, len: usize) -> Vec<f32> {
+    let n = ((x.len() as f32) / factor) as usize;
+    let stretched: Vec<f32> = (0..n)
+        .map(|i| {
+            let p = i as f32 * factor;
+            let j = p as usize;
+            let f = p - j as f32;
+            let a = x.get(j).copied().unwrap_or(0.0);
+            let b = x.get(j + 1).copied().unwrap_or(0.0);
+            a + (b - a) * f
+        })
+        .collect();
+    fit_length(&stretched, len)
+}

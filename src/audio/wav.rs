@@ -32,13 +32,17 @@ pub enum SampleFormat {
 pub struct WavSpec {
     pub channels: u16,
     pub sample_rate: u32,
+    /// Bits that carry the sample (`wValidBitsPerSample` in WAVE_FORMAT_EXTENSIBLE).
     pub bits_per_sample: u16,
+    /// Bytes each sample occupies: usually `bits_per_sample / 8`, but 24-bit samples
+    /// often come in 4-byte containers (ALSA's S24_LE, `arecord -f S24_LE`).
+    pub container_bytes: u16,
     pub format: SampleFormat,
 }
 
 impl WavSpec {
     fn bytes_per_sample(&self) -> usize {
-        self.bits_per_sample as usize / 8
+        self.container_bytes as usize
     }
     fn block_align(&self) -> usize {
         self.bytes_per_sample() * self.channels as usize
@@ -184,7 +188,7 @@ impl<R: Read> WavReader<R> {
         for (i, frame) in self.raw[..frames * align].chunks_exact(align).enumerate() {
             let mut acc = 0.0f32;
             for s in frame.chunks_exact(bps) {
-                acc += decode_sample(s, self.spec.format);
+                acc += decode_sample(s, self.spec.format, self.spec.bits_per_sample);
             }
             let v = acc * scale;
             if !v.is_finite() {
@@ -221,13 +225,24 @@ fn parse_fmt(b: &[u8]) -> Result<WavSpec, AudioError> {
     let channels = u16_le(&b[2..4]);
     let sample_rate = u32_le(&b[4..8]);
     let block_align = u16_le(&b[12..14]);
-    let bits = u16_le(&b[14..16]);
+    let mut bits = u16_le(&b[14..16]);
     if tag == 0xFFFE {
-        // WAVE_FORMAT_EXTENSIBLE: the real format tag is the first two bytes of the GUID.
+        // WAVE_FORMAT_EXTENSIBLE: the real format tag is the first two bytes of the GUID,
+        // and the bits that carry the sample may be fewer than the container's. Writers
+        // that leave the valid bits 0 mean the container's (as hound reads them).
         if b.len() < 40 {
             return Err(AudioError::BadHeader("short WAVE_FORMAT_EXTENSIBLE".into()));
         }
         tag = u16_le(&b[24..26]);
+        let valid = u16_le(&b[18..20]);
+        if valid > 0 {
+            if valid > bits {
+                return Err(AudioError::BadHeader(format!(
+                    "{valid} valid bits in {bits}-bit samples"
+                )));
+            }
+            bits = valid;
+        }
     }
     let format = match tag {
         1 => SampleFormat::Int,
@@ -258,27 +273,35 @@ fn parse_fmt(b: &[u8]) -> Result<WavSpec, AudioError> {
             "{bits}-bit {format:?} samples"
         )));
     }
-    let spec = WavSpec {
-        channels,
-        sample_rate,
-        bits_per_sample: bits,
-        format,
-    };
-    if block_align as usize != spec.block_align() {
+    let container = block_align / channels;
+    // The container holds the sample: as many bytes as its bits, or 24 bits in 4.
+    let fits = container * channels == block_align
+        && (container * 8 == bits || (format == SampleFormat::Int && bits == 24 && container == 4));
+    if !fits {
         return Err(AudioError::BadHeader(format!(
             "block align {block_align} for {channels} channels of {bits} bits"
         )));
     }
-    Ok(spec)
+    Ok(WavSpec {
+        channels,
+        sample_rate,
+        bits_per_sample: bits,
+        container_bytes: container,
+        format,
+    })
 }
 
 #[inline]
-fn decode_sample(s: &[u8], format: SampleFormat) -> f32 {
+fn decode_sample(s: &[u8], format: SampleFormat, bits: u16) -> f32 {
     match (format, s.len()) {
         // 8-bit WAV is unsigned with its zero at 128.
         (SampleFormat::Int, 1) => (s[0] as f32 - 128.0) / 128.0,
         (SampleFormat::Int, 2) => i16::from_le_bytes([s[0], s[1]]) as f32 / 32768.0,
         (SampleFormat::Int, 3) => {
+            (i32::from_le_bytes([0, s[0], s[1], s[2]]) >> 8) as f32 / 8_388_608.0
+        }
+        (SampleFormat::Int, _) if bits == 24 => {
+            // 24 bits in the low three bytes of four; the top byte is padding.
             (i32::from_le_bytes([0, s[0], s[1], s[2]]) >> 8) as f32 / 8_388_608.0
         }
         (SampleFormat::Int, _) => {

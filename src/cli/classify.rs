@@ -8,9 +8,9 @@ use clap::ValueEnum;
 use serde_json::json;
 
 use spikeword::audio::fit_length;
-use spikeword::eval::parallel_map;
-use spikeword::features::{MelFrame, with_mel_frame};
-use spikeword::train::DeviceKind;
+use spikeword::batch::{DeviceKind, classify_clips};
+use spikeword::features::with_mel_frame;
+use spikeword::util::parallel_map;
 use spikeword::{Model, load_wav};
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -28,7 +28,7 @@ pub struct Args {
     #[arg(long)]
     model: Option<PathBuf>,
     /// Labels to show per file.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = super::values::count)]
     top: usize,
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
@@ -36,6 +36,9 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     /// cpu: the event-driven engine on all cores; gpu: batched on burn's wgpu backend.
+    /// Both decide each file on one 1 s clip: shorter files are centred between zeros,
+    /// longer ones cropped around their centre (as in training); `detect` finds words in
+    /// longer recordings.
     #[arg(long, value_enum, default_value = "cpu")]
     device: DeviceKind,
 }
@@ -80,22 +83,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let files = expand(&a.paths)?;
     let format = if a.json { Format::Json } else { a.format };
     let t0 = Instant::now();
-    let rate = model.config.features.sample_rate;
-    let results: Vec<Result<Vec<f32>, String>> = match a.device {
-        DeviceKind::Cpu => parallel_map(&files, |f| {
-            let x = load_wav(f, rate).map_err(|e| e.to_string())?;
-            // Clips are classified whole; shorter than 1 s is padded, as in training.
-            let x = if x.len() < rate as usize {
-                fit_length(&x, rate as usize)
-            } else {
-                x
-            };
-            Ok(with_mel_frame(&model.config.features, |mf| {
-                model.classify(mf, &x).probs
-            }))
-        }),
-        DeviceKind::Gpu => classify_burn(&model, &files, a.device)?,
-    };
+    let results = classify_files(&model, &files, a.device)?;
     let secs = t0.elapsed().as_secs_f64();
     let mut out = std::io::stdout().lock();
     let labels = model.labels();
@@ -162,61 +150,33 @@ pub fn run(a: Args) -> Result<ExitCode> {
     })
 }
 
-/// Batched inference with the burn graph (GPU path): 1 s clips, 256 per batch.
-fn classify_burn(
+/// Class probabilities per file, or the reason it could not be read. Every file becomes
+/// one 1 s clip (`fit_length`: centred, padded or cropped), on either device.
+fn classify_files(
     model: &Model,
     files: &[PathBuf],
     device: DeviceKind,
 ) -> Result<Vec<Result<Vec<f32>, String>>> {
-    use burn::tensor::{Tensor, TensorData, activation::softmax};
-    let dev = spikeword::train::trainer::burn_device(device)?;
-    let nets: Vec<_> = model
-        .net
-        .members
-        .iter()
-        .map(|n| spikeword::train::net::TrainNet::from_network(n, &dev))
-        .collect();
-    let rate = model.config.features.sample_rate as usize;
-    let inputs: Vec<Result<Vec<f32>, String>> = parallel_map(files, |f| {
-        let x = load_wav(f, rate as u32).map_err(|e| e.to_string())?;
-        let mut mf = MelFrame::new(&model.config.features);
-        Ok(model.encode(&mut mf, &fit_length(&x, rate)).0)
+    let rate = model.config.features.sample_rate;
+    let clips: Vec<Result<Vec<f32>, String>> = parallel_map(files, |f| {
+        let x = load_wav(f, rate).map_err(|e| e.to_string())?;
+        Ok(fit_length(&x, rate as usize))
     });
-    let c = model
-        .config
-        .encoder
-        .out_channels(model.config.features.n_mels);
-    let ok: Vec<usize> = (0..inputs.len()).filter(|&i| inputs[i].is_ok()).collect();
-    let mut probs: Vec<Option<Vec<f32>>> = vec![None; inputs.len()];
-    for batch in ok.chunks(256) {
-        let t = inputs[batch[0]].as_ref().map(|v| v.len() / c).unwrap_or(0);
-        let mut xs = Vec::with_capacity(batch.len() * c * t);
-        for &i in batch {
-            let v = inputs[i].as_ref().expect("ok");
-            // frames × channels → channels × frames
-            for ci in 0..c {
-                xs.extend((0..t).map(|ti| v[ti * c + ci]));
-            }
-        }
-        let x: Tensor<3> = Tensor::from_data(TensorData::new(xs, [batch.len(), c, t]), &dev);
-        // Ensemble members vote by their mean logits, as on the CPU.
-        let logits = nets
-            .iter()
-            .map(|n| n.forward(x.clone()).logits)
-            .reduce(|a, b| a + b)
-            .expect("a model has a network")
-            .div_scalar(nets.len() as f32);
-        let p = softmax(logits, 1)
-            .into_data()
-            .try_to_vec::<f32>()
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        for (k, &i) in batch.iter().enumerate() {
-            probs[i] = Some(p[k * model.n_labels()..(k + 1) * model.n_labels()].to_vec());
-        }
+    if device == DeviceKind::Cpu {
+        return Ok(parallel_map(&clips, |c| {
+            let x = c.as_ref().map_err(Clone::clone)?;
+            Ok(with_mel_frame(&model.config.features, |mf| {
+                model.classify(mf, x).probs
+            }))
+        }));
     }
-    Ok(inputs
+    let ok: Vec<Vec<f32>> = clips
+        .iter()
+        .filter_map(|c| c.as_ref().ok().cloned())
+        .collect();
+    let mut probs = classify_clips(model, &ok, device)?.into_iter();
+    Ok(clips
         .into_iter()
-        .zip(probs)
-        .map(|(r, p)| r.map(|_| p.expect("classified")))
+        .map(|c| c.map(|_| probs.next().expect("one result per clip")))
         .collect())
 }

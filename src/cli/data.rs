@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
-use spikeword::train::synth::{SynthOptions, synthesize};
+use spikeword::data::synth::{SynthOptions, synthesize};
 
 /// The official Speech Commands v0.02 archive.
 const ARCHIVE_URL: &str = "http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz";
@@ -51,7 +51,7 @@ pub struct SynthArgs {
     #[arg(long)]
     out: PathBuf,
     /// Clips per word per engine.
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = 6, value_parser = super::values::count)]
     variants: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,

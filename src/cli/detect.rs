@@ -15,17 +15,17 @@ use super::classify::Format;
 pub struct DetectorArgs {
     /// Probability a word needs to be reported (0.5 was chosen on the validation speakers:
     /// `scripts/stream_detection.py`).
-    #[arg(long, default_value_t = spikeword::detect::DetectorConfig::default().threshold)]
+    #[arg(long, default_value_t = spikeword::detect::DetectorConfig::default().threshold, value_parser = super::values::probability)]
     pub threshold: f32,
     /// Per-word threshold, e.g. `--word-threshold yes=0.8` (repeatable).
     #[arg(long, value_parser = parse_kv)]
     pub word_threshold: Vec<(String, f32)>,
     /// Smoothing window (seconds); by default the model's clip decision window.
-    #[arg(long)]
+    #[arg(long, value_parser = super::values::positive)]
     pub window: Option<f32>,
     /// No new event for this long after one (seconds): a word stays in the smoothing
     /// window for about a second, and its tail must not fire as another word.
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = 0.9, value_parser = super::values::non_negative)]
     pub refractory: f32,
 }
 
@@ -39,8 +39,10 @@ fn parse_kv(s: &str) -> Result<(String, f32), String> {
 }
 
 impl DetectorArgs {
-    pub fn config(&self, frame_rate: f32) -> DetectorConfig {
-        DetectorConfig {
+    /// The detector settings for `model`, checked against its words.
+    pub fn config(&self, model: &spikeword::Model) -> Result<DetectorConfig> {
+        let frame_rate = model.config.features.frame_rate();
+        let cfg = DetectorConfig {
             window: self
                 .window
                 .map_or(0, |w| ((w * frame_rate).round() as usize).max(1)),
@@ -48,7 +50,10 @@ impl DetectorArgs {
             thresholds: self.word_threshold.iter().cloned().collect(),
             refractory: (self.refractory * frame_rate).round() as usize,
             ..DetectorConfig::default()
-        }
+        };
+        cfg.validate(model.labels())
+            .map_err(|e| anyhow::anyhow!("--word-threshold: {e}"))?;
+        Ok(cfg)
     }
 }
 
@@ -92,7 +97,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let fcfg = model.config.features.clone();
     let mut src = FileSource::open(&a.file, fcfg.sample_rate)
         .with_context(|| a.file.display().to_string())?;
-    let mut engine = Engine::new(&model, a.det.config(fcfg.frame_rate()));
+    let mut engine = Engine::new(&model, a.det.config(&model)?);
     let keep = a.png.is_some();
     let max_keep = 300 * fcfg.sample_rate as usize;
     let mut kept: Vec<f32> = Vec::new();
@@ -121,6 +126,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
             events.push(e);
         });
     }
+    super::check_long_enough(&a.file, total, &fcfg)?;
     if let Some(e) = engine.finish() {
         print_event(&mut out, &e, format)?;
         events.push(e);

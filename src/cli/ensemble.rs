@@ -7,9 +7,10 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 
 use spikeword::Model;
-use spikeword::eval::{evaluate, load_labeled};
+use spikeword::data::load_labeled;
+use spikeword::data::{Dataset, Split};
+use spikeword::eval::{evaluate, model_split_rule};
 use spikeword::train::joint_readout::{JointFitOptions, fit_joint_readout};
-use spikeword::train::{Dataset, Split, model_split_rule};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -19,10 +20,11 @@ pub struct Args {
     /// The ensemble file to write.
     #[arg(long)]
     out: PathBuf,
-    /// Speech Commands folder: the ensemble is tested on its test speakers (the members'
-    /// split) and the result recorded in the file; `none` skips it.
-    #[arg(long, default_value = "../shared/data/speech_commands")]
-    data: PathBuf,
+    /// Speech Commands folder (official layout): the ensemble is tested on its test
+    /// speakers (the members' split) and the result recorded in the file. Without it
+    /// (and without SPIKEWORD_DATA) the ensemble is written untested.
+    #[arg(long, env = "SPIKEWORD_DATA")]
+    data: Option<PathBuf>,
     /// The members vote over the last N frames of a 1 s clip (0: all 98), which is also
     /// the detector's smoothing window. Leaving out the first frames, whose synapses
     /// still reach before the clip, makes decisions inside a stream closer to the clip's.
@@ -34,10 +36,10 @@ pub struct Args {
     #[arg(long)]
     joint_readout: bool,
     /// Epochs of the joint readout fit.
-    #[arg(long, default_value_t = JointFitOptions::default().epochs)]
+    #[arg(long, default_value_t = JointFitOptions::default().epochs, value_parser = super::values::count)]
     joint_epochs: usize,
     /// Weight of the term that pulls a clip's in-context decision towards its decision alone.
-    #[arg(long, default_value_t = JointFitOptions::default().consistency)]
+    #[arg(long, default_value_t = JointFitOptions::default().consistency, value_parser = super::values::non_negative)]
     joint_consistency: f32,
     /// Windows per training clip moved 100–300 ms off it inside noise, labelled as the
     /// clip, in the joint fit: a detector scores every window, not only the clip's.
@@ -69,7 +71,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         model.set_decision_frames(n)?;
     }
     let k = model.net.len();
-    let date = spikeword::train::trainer::chrono_free_date();
+    let date = spikeword::util::today_utc();
     model.training["date"] = date.into();
     model.training["member_files"] = a
         .models
@@ -77,11 +79,11 @@ pub fn run(a: Args) -> Result<ExitCode> {
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .into();
-    let ds = match a.data.as_os_str() == "none" {
-        true => None,
-        false => Some(
-            Dataset::scan(&a.data, &model_split_rule(&model))
-                .with_context(|| format!("data {}", a.data.display()))?,
+    let ds = match &a.data {
+        None => None,
+        Some(dir) => Some(
+            Dataset::scan(dir, &model_split_rule(&model)?)
+                .with_context(|| format!("data {}", dir.display()))?,
         ),
     };
     if a.joint_readout {
@@ -119,7 +121,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
             model.config.features.sample_rate,
         );
         if data.is_empty() {
-            bail!("no test clips under {}", a.data.display());
+            bail!("no test clips in the data folder");
         }
         let (rep, _) = evaluate(&model, &data);
         // The headline; `spikeword eval` gives classes and confusions.

@@ -3,8 +3,9 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use spikeword::eval::{evaluate, load_labeled};
-use spikeword::train::{Dataset, Split, SplitRule, model_split_rule};
+use spikeword::data::load_labeled;
+use spikeword::data::{Dataset, Split, SplitRule};
+use spikeword::eval::{evaluate, model_split_rule};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -12,7 +13,7 @@ pub struct Args {
     #[arg(long)]
     model: Option<PathBuf>,
     /// Folder in the Speech Commands layout.
-    #[arg(long)]
+    #[arg(long, env = "SPIKEWORD_DATA")]
     data: PathBuf,
     /// Only this part of the speaker hash split.
     #[arg(long, value_enum)]
@@ -33,10 +34,10 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<ExitCode> {
     let model = super::load_model(&a.model)?;
-    let rule = a
-        .split_rule
-        .clone()
-        .unwrap_or_else(|| model_split_rule(&model));
+    let rule = match a.split_rule.clone() {
+        Some(r) => r,
+        None => model_split_rule(&model)?,
+    };
     let mut ds = Dataset::scan(&a.data, &rule)?;
     ds.clips.retain(|c| !a.ignore.contains(&c.word));
     let (data, failed) = load_labeled(

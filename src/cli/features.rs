@@ -21,6 +21,7 @@ pub struct Args {
 pub fn run(a: Args) -> Result<ExitCode> {
     let cfg = FeatureConfig::default();
     let x = load_wav(&a.file, cfg.sample_rate).with_context(|| a.file.display().to_string())?;
+    super::check_long_enough(&a.file, x.len(), &cfg)?;
     let m = log_mel(&x, &cfg);
     let ext = a
         .out

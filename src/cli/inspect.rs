@@ -3,8 +3,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use spikeword::config::{EncoderConfig, FeatureConfig};
-use spikeword::features::{Normalizer, log_mel};
+use spikeword::config::EncoderConfig;
+use spikeword::features::log_mel;
 use spikeword::plot::{Figure, figure_png};
 use spikeword::{encoding, load_wav};
 
@@ -15,39 +15,27 @@ pub struct Args {
     /// Output picture.
     #[arg(long, default_value = "inspect.png")]
     png: PathBuf,
-    /// Model whose features, normalisation and encoder to use (default: the bundled one
-    /// if present, else the paper's features and a delta encoder on per-clip statistics).
+    /// Model whose features, normalisation and encoder to use (default: the bundled one).
     #[arg(long)]
     model: Option<PathBuf>,
     /// Encoder for the raster: delta (ON/OFF spikes) or the model's.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, value_parser = super::values::positive)]
     delta_threshold: f32,
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
-    let model = match &a.model {
-        Some(_) => Some(super::load_model(&a.model)?),
-        None => spikeword::Model::load(&spikeword::model::default_model_path()).ok(),
-    };
-    let fcfg = model
-        .as_ref()
-        .map(|m| m.config.features.clone())
-        .unwrap_or_default();
+    let model = super::load_model(&a.model)?;
+    let fcfg = model.config.features.clone();
     let samples =
         load_wav(&a.file, fcfg.sample_rate).with_context(|| a.file.display().to_string())?;
-    if samples.len() < fcfg.win_length {
-        anyhow::bail!("{}: shorter than one 30 ms window", a.file.display());
-    }
+    super::check_long_enough(&a.file, samples.len(), &fcfg)?;
     let mel = log_mel(&samples, &fcfg);
-    let norm = match &model {
-        Some(m) => m.normalizer(),
-        None => per_clip_normalizer(&mel.data, &fcfg),
-    };
     let mut x = mel.data.clone();
+    let norm = model.normalizer();
     x.chunks_exact_mut(mel.n_mels).for_each(|f| norm.apply(f));
     // Current injection has no input spikes: show the delta code of the same frames.
-    let enc = match model.as_ref().map(|m| &m.config.encoder) {
-        Some(e @ (EncoderConfig::Delta { .. } | EncoderConfig::Rate { .. })) => e.clone(),
+    let enc = match &model.config.encoder {
+        e @ (EncoderConfig::Delta { .. } | EncoderConfig::Rate { .. }) => e.clone(),
         _ => EncoderConfig::Delta {
             threshold: a.delta_threshold,
         },
@@ -97,25 +85,4 @@ pub fn run(a: Args) -> Result<ExitCode> {
         a.png.display()
     );
     Ok(ExitCode::SUCCESS)
-}
-
-fn per_clip_normalizer(data: &[f32], cfg: &FeatureConfig) -> Normalizer {
-    let n = cfg.n_mels;
-    let frames = (data.len() / n).max(1) as f32;
-    let mean: Vec<f32> = (0..n)
-        .map(|b| data.iter().skip(b).step_by(n).sum::<f32>() / frames)
-        .collect();
-    let std: Vec<f32> = (0..n)
-        .map(|b| {
-            (data
-                .iter()
-                .skip(b)
-                .step_by(n)
-                .map(|v| (v - mean[b]).powi(2))
-                .sum::<f32>()
-                / frames)
-                .sqrt()
-        })
-        .collect();
-    Normalizer::new(&mean, &std)
 }

@@ -30,7 +30,7 @@ pub struct Args {
     #[arg(long)]
     list_devices: bool,
     /// Stop after this many seconds of audio.
-    #[arg(long)]
+    #[arg(long, value_parser = super::values::seconds)]
     seconds: Option<f64>,
     /// One JSON event per line (flushed at once).
     #[arg(long)]
@@ -71,7 +71,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         None => super::open_mic(a.device.as_deref(), fcfg.sample_rate)?,
     };
     let format = if a.json { Format::Json } else { Format::Table };
-    let mut engine = Engine::new(&model, a.det.config(fcfg.frame_rate()));
+    let mut engine = Engine::new(&model, a.det.config(&model)?);
     let meter = std::io::stderr().is_terminal() && !a.json;
     let mut out = std::io::stdout().lock();
     let (mut samples, mut events) = (0usize, 0usize);

@@ -12,6 +12,7 @@ mod listen;
 mod record;
 mod retrain;
 mod train;
+mod values;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -91,6 +92,25 @@ pub fn load_model(path: &Option<PathBuf>) -> Result<Model> {
         .clone()
         .unwrap_or_else(spikeword::model::default_model_path);
     Ok(Model::load(&p)?)
+}
+
+/// Refuses audio shorter than one analysis window: it has no feature frame at all, and
+/// "0 frames" would read like a result.
+pub fn check_long_enough(
+    file: &std::path::Path,
+    samples: usize,
+    f: &spikeword::FeatureConfig,
+) -> Result<()> {
+    if samples < f.win_length {
+        let ms = |n: usize| 1000.0 * n as f64 / f.sample_rate as f64;
+        anyhow::bail!(
+            "{}: {:.1} ms of audio is shorter than one {:.0} ms analysis window",
+            file.display(),
+            ms(samples),
+            ms(f.win_length)
+        );
+    }
+    Ok(())
 }
 
 /// The microphone through the live path (feature `mic`).

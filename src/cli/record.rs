@@ -19,7 +19,7 @@ pub struct Args {
     #[arg(long, default_value = "my_words")]
     dir: PathBuf,
     /// How many examples to keep.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = super::values::count)]
     count: usize,
     /// Cut the examples out of a long recording instead of the microphone.
     #[arg(long)]
@@ -28,7 +28,7 @@ pub struct Args {
     #[arg(long)]
     device: Option<String>,
     /// Give up after this many seconds without enough examples.
-    #[arg(long, default_value_t = 120.0)]
+    #[arg(long, default_value_t = 120.0, value_parser = super::values::seconds)]
     timeout: f64,
 }
 

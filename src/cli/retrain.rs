@@ -19,9 +19,10 @@ pub struct Args {
     /// Only the new words (plus _silence_ and _unknown_), instead of old + new.
     #[arg(long)]
     replace: bool,
-    /// Speech Commands folder replayed for old words, unknown words and noise.
-    #[arg(long, default_value = "../shared/data/speech_commands")]
-    replay: PathBuf,
+    /// Speech Commands folder replayed for old words, unknown words and noise (official
+    /// layout); without it (and without SPIKEWORD_DATA) nothing protects the old words.
+    #[arg(long, env = "SPIKEWORD_DATA")]
+    replay: Option<PathBuf>,
     /// Also voice each new word with the TTS engines (needs espeak-ng/flite/festival).
     #[arg(long)]
     tts: bool,
@@ -29,19 +30,19 @@ pub struct Args {
     #[arg(long)]
     finetune: bool,
     /// Synthetic clips per word and TTS engine with --tts.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = super::values::count)]
     tts_variants: usize,
     /// Epochs of fine-tuning with --finetune.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = super::values::count)]
     finetune_epochs: usize,
     /// Largest share of held-out old-word clips the new words may take over (the new
     /// words' biases are lowered until this holds).
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = 0.01, value_parser = super::values::probability)]
     max_old_drop: f64,
     /// Augmented copies per example.
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = 40, value_parser = super::values::count)]
     copies: usize,
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, value_parser = super::values::count)]
     epochs: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -71,7 +72,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         }
         words.sort();
         words.dedup();
-        let rep = spikeword::train::synth::synthesize(&spikeword::train::synth::SynthOptions {
+        let rep = spikeword::data::synth::synthesize(&spikeword::data::synth::SynthOptions {
             words,
             out: tmp.clone(),
             variants: a.tts_variants,
@@ -83,7 +84,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     }
     let opts = RetrainOptions {
         data: a.data.clone(),
-        replay: Some(a.replay.clone()),
+        replay: a.replay.clone(),
         replace: a.replace,
         copies: a.copies,
         epochs: a.epochs,
@@ -130,7 +131,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         } else {
             report.warnings.join("; ")
         },
-        spikeword::train::trainer::chrono_free_date(),
+        spikeword::util::today_utc(),
     );
     spikeword::util::atomic_write(&card, text.as_bytes())?;
     for w in &report.warnings {

@@ -4,9 +4,11 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::ValueEnum;
 
+use spikeword::batch::DeviceKind;
 use spikeword::config::{EncoderConfig, FeatureConfig, NetworkConfig, Reset, Surrogate};
+use spikeword::data::{SplitRule, Task};
 use spikeword::train::augment::AugmentConfig;
-use spikeword::train::{DeviceKind, SplitRule, Task, TrainOptions, train_for};
+use spikeword::train::{TrainOptions, train_for};
 
 #[derive(Clone, Copy, ValueEnum)]
 enum EncoderKind {
@@ -20,8 +22,8 @@ enum EncoderKind {
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Speech Commands folder (official layout).
-    #[arg(long, default_value = "../shared/data/speech_commands")]
+    /// Speech Commands folder (official layout, e.g. from `spikeword data fetch`).
+    #[arg(long, env = "SPIKEWORD_DATA")]
     data: PathBuf,
     /// Extra training clips in the same layout (e.g. from `data synth`).
     #[arg(long)]
@@ -38,41 +40,41 @@ pub struct Args {
     /// speaker split, for partial copies such as the shared folder).
     #[arg(long, value_enum, default_value = "official")]
     split_rule: SplitRule,
-    #[arg(long, default_value_t = 110)]
+    #[arg(long, default_value_t = 110, value_parser = super::values::count)]
     epochs: usize,
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = super::values::count)]
     batch: usize,
-    #[arg(long, default_value_t = 3e-3)]
+    #[arg(long, default_value_t = 3e-3, value_parser = super::values::learning_rate)]
     lr: f64,
     #[arg(long, default_value_t = 1)]
     seed: u64,
     #[arg(long, value_enum, default_value = "cpu")]
     device: DeviceKind,
     /// Training examples drawn per class and epoch.
-    #[arg(long, default_value_t = 250)]
+    #[arg(long, default_value_t = 250, value_parser = super::values::count)]
     per_class: usize,
     #[arg(long, value_enum, default_value = "current")]
     encoder: EncoderKind,
     /// Delta encoder threshold (in standard deviations of log-mel).
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, value_parser = super::values::positive)]
     delta_threshold: f32,
     /// Channels of each spiking layer (comma separated).
-    #[arg(long, value_delimiter = ',', default_value = "64,64,64")]
+    #[arg(long, value_delimiter = ',', default_value = "64,64,64", value_parser = super::values::count)]
     channels: Vec<usize>,
-    #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16", value_parser = super::values::count)]
     dilations: Vec<usize>,
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = super::values::count)]
     kernel: usize,
     #[arg(long, value_enum, default_value = "sigmoid")]
     surrogate: Surrogate,
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, value_parser = super::values::positive)]
     surrogate_slope: f32,
     #[arg(long, value_enum, default_value = "subtract")]
     reset: Reset,
     /// Firing probability per frame above which the rate penalty applies (0.03 = 3 Hz).
-    #[arg(long, default_value_t = 0.03)]
+    #[arg(long, default_value_t = 0.03, value_parser = super::values::probability)]
     rate_target: f32,
-    #[arg(long, default_value_t = 4.0)]
+    #[arg(long, default_value_t = 4.0, value_parser = super::values::non_negative)]
     rate_weight: f32,
     /// Disable augmentation (for ablations).
     #[arg(long)]
@@ -84,11 +86,11 @@ pub struct Args {
     #[arg(long)]
     init: Option<PathBuf>,
     /// Spike dropout probability during training (robust, population-coded decisions).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = super::values::below_one)]
     dropout: f32,
     /// Weight of a training-only word head (every word of the data its own class) that
     /// keeps the features apart for words the task calls `_unknown_`; 0 = off.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = super::values::non_negative)]
     word_head: f32,
     /// Words the word head lumps together (comma separated), e.g. words kept new for a
     /// retraining test.
@@ -101,31 +103,26 @@ pub struct Args {
     decision_frames: usize,
     /// Largest membrane leak β of the spiking layers (memory τ = 1/(1−β) frames): lower
     /// forgets what came before a word sooner, so decisions inside a stream hold.
-    #[arg(long, default_value_t = spikeword::train::net::BETA_MAX)]
+    #[arg(long, default_value_t = spikeword::batch::net::BETA_MAX)]
     leak_max: f32,
     /// Stop after this many epochs of this invocation (resume later with --resume).
-    #[arg(long)]
+    #[arg(long, value_parser = super::values::count)]
     stop_after: Option<usize>,
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
-    if a.channels.len() != a.dilations.len() || a.channels.is_empty() {
-        anyhow::bail!("--channels and --dilations must have the same, non-zero length");
-    }
-    if a.batch == 0 || a.epochs == 0 || a.per_class == 0 {
-        anyhow::bail!("--batch, --epochs and --per-class must be positive");
-    }
-    if !(0.0..1.0).contains(&a.dropout) {
-        anyhow::bail!("--dropout must be at least 0 and below 1");
-    }
-    if !(spikeword::train::net::BETA_MIN..1.0).contains(&a.leak_max) {
+    if !(spikeword::batch::net::BETA_MIN..1.0).contains(&a.leak_max) {
         anyhow::bail!(
             "--leak-max must be at least {} and below 1",
-            spikeword::train::net::BETA_MIN
+            spikeword::batch::net::BETA_MIN
         );
     }
-    if a.word_head < 0.0 {
-        anyhow::bail!("--word-head must not be negative");
+    let clip = FeatureConfig::default().clip_frames();
+    if a.decision_frames > clip {
+        anyhow::bail!(
+            "--decision-frames {} is longer than a 1 s clip ({clip} frames)",
+            a.decision_frames
+        );
     }
     let encoder = match a.encoder {
         EncoderKind::Current => EncoderConfig::Current,
@@ -151,6 +148,19 @@ pub fn run(a: Args) -> Result<ExitCode> {
     } else {
         AugmentConfig::default()
     };
+    let network = NetworkConfig {
+        channels: a.channels,
+        kernel: a.kernel,
+        dilations: a.dilations,
+        reset: a.reset,
+        surrogate: a.surrogate,
+        surrogate_slope: a.surrogate_slope,
+        decision_frames: a.decision_frames,
+        ..NetworkConfig::default()
+    };
+    network
+        .validate()
+        .map_err(|e| anyhow::anyhow!("--channels/--dilations/--kernel: {e}"))?;
     let opts = TrainOptions {
         data: a.data,
         extra: a.extra,
@@ -168,16 +178,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         rate_weight: a.rate_weight,
         features: FeatureConfig::default(),
         encoder,
-        network: NetworkConfig {
-            channels: a.channels,
-            kernel: a.kernel,
-            dilations: a.dilations,
-            reset: a.reset,
-            surrogate: a.surrogate,
-            surrogate_slope: a.surrogate_slope,
-            decision_frames: a.decision_frames,
-            ..NetworkConfig::default()
-        },
+        network,
         augment,
         init: a.init,
         dropout: a.dropout,
@@ -190,19 +191,18 @@ pub fn run(a: Args) -> Result<ExitCode> {
         println!("checkpoint saved; continue with --resume");
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
-        "saved {} (test accuracy {:.2} %)",
-        a.out.display(),
-        100.0 * model.training["test_accuracy"].as_f64().unwrap_or(0.0)
-    );
+    let acc = model.training["test_accuracy"]
+        .as_f64()
+        .map_or("n/a".to_string(), |v| format!("{:.2} %", 100.0 * v));
+    println!("saved {} (test accuracy {acc})", a.out.display());
     Ok(ExitCode::SUCCESS)
 }
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = super::values::count)]
     batch: usize,
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = super::values::count)]
     steps: usize,
     #[arg(long, value_enum, default_value = "cpu")]
     device: DeviceKind,
@@ -213,8 +213,8 @@ pub struct BenchArgs {
 pub fn bench(a: BenchArgs) -> Result<ExitCode> {
     use burn::optim::{AdamConfig, GradientsParams};
     use burn::tensor::{Int, Tensor, TensorData};
-    use spikeword::train::net::TrainNet;
-    let dev = spikeword::train::trainer::burn_device(a.device)?.autodiff();
+    use spikeword::batch::net::TrainNet;
+    let dev = spikeword::batch::burn_device(a.device)?.autodiff();
     let cfg = NetworkConfig::default();
     let mut net = spikeword::snn::random_network(&cfg, 40, 12, 1);
     let mut rng = spikeword::util::Rng::new(2);
@@ -231,11 +231,11 @@ pub fn bench(a: BenchArgs) -> Result<ExitCode> {
         let x: Tensor<3> = Tensor::from_data(TensorData::new(xs.clone(), [b, 40, t]), &dev);
         let y: Tensor<1, Int> = Tensor::from_data(TensorData::new(ys.clone(), [b]), &dev);
         let f = tn.forward(x);
-        let l = spikeword::train::net::loss(&f, y, 0.03, 4.0);
+        let l = spikeword::batch::net::loss(&f, y, 0.03, 4.0);
         let grads = GradientsParams::from_grads(l.backward(), &tn);
         optim
             .step(1e-3, tn, grads)
-            .clamp(spikeword::train::net::BETA_MAX)
+            .clamp(spikeword::batch::net::BETA_MAX)
     };
     for _ in 0..3 {
         tn = step(tn);

@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{SILENCE, UNKNOWN};
+use crate::config::{FeatureConfig, SILENCE, UNKNOWN};
 use crate::model::softmax_into;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -37,6 +37,34 @@ impl Default for DetectorConfig {
     }
 }
 
+impl DetectorConfig {
+    /// Checks the thresholds against the model's labels: a per-word threshold for a word
+    /// the model does not report (misspelt, or `_silence_`) would silently do nothing.
+    pub fn validate(&self, labels: &[String]) -> Result<(), String> {
+        let prob = |p: f32| (0.0..=1.0).contains(&p);
+        if !prob(self.threshold) {
+            return Err(format!("threshold {} outside 0..1", self.threshold));
+        }
+        for (w, p) in &self.thresholds {
+            if !labels.iter().any(|l| l == w) || w == SILENCE || w == UNKNOWN {
+                let words: Vec<&str> = labels
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|l| *l != SILENCE && *l != UNKNOWN)
+                    .collect();
+                return Err(format!(
+                    "no word '{w}' in this model (its words: {})",
+                    words.join(" ")
+                ));
+            }
+            if !prob(*p) {
+                return Err(format!("threshold {p} for '{w}' outside 0..1"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A detected word.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -61,6 +89,10 @@ pub struct Detector {
     reportable: Vec<bool>,
     thresholds: Vec<f32>,
     frame_rate: f64,
+    /// Seconds a frame's analysis window reaches past its start (window length) and past
+    /// the next frame's start (window − hop): where an event's audio ends.
+    win_s: f64,
+    tail_s: f64,
     /// The last `window` frames of scores, flat (`[window][classes]`), as a ring.
     history: Vec<f32>,
     /// Frames in `history` so far (up to `window`), and the slot the next frame goes to.
@@ -81,10 +113,13 @@ pub struct Detector {
 }
 
 impl Detector {
-    pub fn new(labels: &[String], frame_rate: f32, mut cfg: DetectorConfig) -> Self {
+    /// A detector for a model with `labels` and front end `features` (frames, window).
+    pub fn new(labels: &[String], features: &FeatureConfig, mut cfg: DetectorConfig) -> Self {
         // A 1 s clip's frames: the default window, and the least span searched for a
         // word's start and end (a short decision window still hears the whole word).
-        let clip = ((0.98 * frame_rate).round() as usize).max(1);
+        let clip = features.clip_frames().max(1);
+        let rate = features.sample_rate as f64;
+        let win_s = features.win_length as f64 / rate;
         if cfg.window == 0 {
             cfg.window = clip;
         }
@@ -102,7 +137,9 @@ impl Detector {
             labels: labels.to_vec(),
             reportable,
             thresholds,
-            frame_rate: frame_rate as f64,
+            frame_rate: features.frame_rate() as f64,
+            win_s,
+            tail_s: win_s - features.hop_length as f64 / rate,
             history: vec![0.0; window * labels.len()],
             filled: 0,
             slot: 0,
@@ -237,10 +274,10 @@ impl Detector {
         Event {
             word: self.labels[c.class].clone(),
             start: ms(frame_of(lo_idx + first) * hop),
-            end: ms((frame_of(lo_idx + last) + 1.0) * hop + 0.02),
+            end: ms((frame_of(lo_idx + last) + 1.0) * hop + self.tail_s),
             score: c.peak,
             // The frame just pushed ends (k·hop + window) into the stream.
-            emitted: ms((self.frame as f64 - 1.0) * hop + 0.03),
+            emitted: ms((self.frame as f64 - 1.0) * hop + self.win_s),
         }
     }
 }

@@ -37,7 +37,7 @@ impl<'m> Engine<'m> {
             enc: vec![0.0; encoder.out_channels()],
             encoder,
             state: model.net.new_state(),
-            detector: Detector::new(model.labels(), model.config.features.frame_rate(), cfg),
+            detector: Detector::new(model.labels(), &model.config.features, cfg),
             mode: Mode::Event,
             model,
             frames: Vec::new(),

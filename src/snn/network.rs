@@ -111,16 +111,23 @@ pub struct NetworkState {
 }
 
 impl NetworkState {
-    /// Bytes of state (constant over a stream's life).
+    /// Bytes the state holds on the heap (allocated capacity, so a buffer that grew
+    /// would show): constant over a stream's life.
     pub fn size_bytes(&self) -> usize {
-        let f = |v: &Vec<Vec<f32>>| v.iter().map(|x| x.len() * 4).sum::<usize>();
-        f(&self.rings)
-            + f(&self.v)
-            + f(&self.out)
-            + self.readout_v.len() * 4
-            + self.acc.len() * 4
-            + self.scores.len() * 4
-            + self.spikes.iter().map(|s| s.len()).sum::<usize>()
+        fn bytes<T>(v: &Vec<T>) -> usize {
+            v.capacity() * std::mem::size_of::<T>()
+        }
+        let nested = |v: &Vec<Vec<f32>>| bytes(v) + v.iter().map(bytes).sum::<usize>();
+        nested(&self.rings)
+            + nested(&self.v)
+            + nested(&self.out)
+            + bytes(&self.spikes)
+            + self.spikes.iter().map(bytes).sum::<usize>()
+            + bytes(&self.pos)
+            + bytes(&self.acc)
+            + bytes(&self.readout_v)
+            + bytes(&self.scores)
+            + bytes(&self.spike_counts)
     }
 
     /// Spikes (0/1) of layer `i` at the latest frame.
@@ -589,14 +596,30 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn state_size_is_constant() {
+    fn state_size_is_the_receptive_field_and_stays_constant() {
         let n = net();
+        // What the state must hold, from the configuration alone: each layer's input
+        // history over its synaptic delays, its membranes and spikes, and the readout.
+        let (f32s, vecs) = (4, std::mem::size_of::<Vec<f32>>());
+        let layers = n.layers.len();
+        let per_layer: usize = n
+            .layers
+            .iter()
+            .map(|l| ((l.kernel - 1) * l.dilation + 1) * l.c_in * f32s + l.c_out * (2 * f32s + 1))
+            .sum();
+        let classes = n.readout.n_classes;
+        let max_c = n.layers.iter().map(|l| l.c_out).max().unwrap().max(classes);
+        let want = per_layer
+            + 4 * layers * vecs
+            + layers * (std::mem::size_of::<usize>() + 8)
+            + (max_c + 2 * classes) * f32s;
         let mut st = n.new_state();
-        let size = st.size_bytes();
-        for f in input(500, 3).chunks(40) {
+        assert_eq!(st.size_bytes(), want);
+        for f in input(2000, 3).chunks(40) {
             n.step(&mut st, f, Mode::Event);
+            n.step(&mut st, f, Mode::Dense);
         }
-        assert_eq!(size, st.size_bytes());
+        assert_eq!(st.size_bytes(), want, "the state grew over 4,000 frames");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Waveform and spectrogram augmentation for training: time shift, gain, speed,
 //! background noise at a random SNR, and SpecAugment-style masks.
 
+use crate::audio::change_speed;
 use crate::util::Rng;
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -41,22 +42,6 @@ impl Default for AugmentConfig {
 
 fn rms(x: &[f32]) -> f32 {
     (x.iter().map(|v| v * v).sum::<f32>() / x.len().max(1) as f32).sqrt()
-}
-
-/// Resamples by linear interpolation to play `factor` times faster, then fits `len`.
-pub fn change_speed(x: &[f32], factor: f32, len: usize) -> Vec<f32> {
-    let n = ((x.len() as f32) / factor) as usize;
-    let stretched: Vec<f32> = (0..n)
-        .map(|i| {
-            let p = i as f32 * factor;
-            let j = p as usize;
-            let f = p - j as f32;
-            let a = x.get(j).copied().unwrap_or(0.0);
-            let b = x.get(j + 1).copied().unwrap_or(0.0);
-            a + (b - a) * f
-        })
-        .collect();
-    crate::audio::fit_length(&stretched, len)
 }
 
 /// A random `len`-sample crop of a noise recording.

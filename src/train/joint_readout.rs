@@ -11,12 +11,13 @@ use anyhow::{Result, bail};
 use serde::Serialize;
 
 use super::augment::noise_crop;
-use super::data::{Dataset, Split};
 use super::readout_fit::{FeatureSets, ReadoutFit, Sample, features_in_context, predict};
-use crate::eval::{load_labeled, parallel_map};
+use crate::data::load_labeled;
+use crate::data::{Dataset, Split};
 use crate::features::with_mel_frame;
 use crate::model::Model;
 use crate::util::Rng;
+use crate::util::parallel_map;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct JointFitReport {

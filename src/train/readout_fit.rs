@@ -4,11 +4,11 @@
 
 use std::collections::HashSet;
 
-use crate::eval::argmax;
 use crate::features::MelFrame;
 use crate::model::Model;
 use crate::snn::{Mode, Network, Readout};
 use crate::util::Rng;
+use crate::util::argmax;
 
 /// For each ensemble member, its distinct readout leaks and, per class, which of them
 /// the class reads (features are computed once per distinct leak).

@@ -16,14 +16,14 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
 use super::augment::{self, AugmentConfig};
-use super::data::{Dataset, Split, SplitRule, label_index};
 use crate::audio::{fit_length, load_wav};
 use crate::config::{SILENCE, UNKNOWN};
-use crate::eval::parallel_map;
+use crate::data::{Dataset, Split, SplitRule, label_index};
 use crate::features::{MelFrame, with_mel_frame};
 use crate::model::Model;
 use crate::snn::Readout;
 use crate::util::Rng;
+use crate::util::parallel_map;
 
 use super::readout_fit::{FeatureSets, Sample, features, fit_readouts, guard_old_classes, predict};
 
@@ -186,7 +186,8 @@ fn centre(x: &[f32], len: usize) -> Vec<f32> {
     x[best.0..best.0 + len].to_vec()
 }
 
-/// Retrains `base` on the examples; returns the new model and the report.
+/// Retrains `base` on the examples; returns the new model and the report. The steps:
+/// labels → held-out examples → replay → fit → report.
 pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainReport)> {
     let t0 = std::time::Instant::now();
     let rate = base.config.features.sample_rate;
@@ -197,55 +198,8 @@ pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainRep
     } else {
         load_examples(&opts.extra, rate, &mut warnings)?
     };
-    let new_words: Vec<String> = examples
-        .iter()
-        .map(|e| e.word.clone())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let old: Vec<String> = base.labels().to_vec();
-    if !opts.replace {
-        for w in &new_words {
-            if old.contains(w) {
-                bail!(
-                    "word '{w}' is already a label of the base model ({}); rename its folder or use --replace",
-                    old.join(" ")
-                );
-            }
-        }
-    }
-    let labels: Vec<String> = if opts.replace {
-        new_words
-            .iter()
-            .cloned()
-            .chain([SILENCE.to_string(), UNKNOWN.to_string()])
-            .collect()
-    } else {
-        old.iter()
-            .cloned()
-            .chain(new_words.iter().cloned())
-            .collect()
-    };
-    let mut per_word: BTreeMap<String, usize> = BTreeMap::new();
-    for e in &examples {
-        *per_word.entry(e.word.clone()).or_insert(0) += 1;
-    }
-    let few: Vec<String> = per_word
-        .iter()
-        .filter(|(_, n)| (2..5).contains(*n))
-        .map(|(w, n)| format!("{w} ({n})"))
-        .collect();
-    for (w, n) in &per_word {
-        if *n == 1 {
-            warnings.push(format!("'{w}' has a single example: no validation possible and accuracy will be poor; record 5-10"));
-        }
-    }
-    if !few.is_empty() {
-        warnings.push(format!(
-            "few examples for {}: 5-10 per word work much better",
-            few.join(", ")
-        ));
-    }
+    let plan = LabelPlan::new(base, &examples, opts.replace)?;
+    let per_word = examples_per_word(&examples, &mut warnings);
     let joint = base.training["joint_readout"]["kept"].as_bool() == Some(true);
     if opts.finetune_epochs > 0 && joint && !opts.replace {
         warnings.push(
@@ -254,290 +208,70 @@ pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainRep
                 .into(),
         );
     }
-
     // The new model: same networks, each readout widened (old rows kept) or replaced.
     let mut model = base.clone();
-    model.config.labels = labels.clone();
+    model.config.labels = plan.labels.clone();
     for net in &mut model.net.members {
-        net.readout = widened_readout(&net.readout, &old, &labels);
+        net.readout = widened_readout(&net.readout, &plan.old, &plan.labels);
     }
     let sets = FeatureSets::of(&model);
-
-    // Validation: one held-out speaker per word when speakers are known, else 20 %.
-    let speakers: HashSet<&str> = examples.iter().map(|e| e.speaker.as_str()).collect();
-    let by_speaker = speakers.len() >= 2 && speakers.len() < examples.len();
     let mut rng = Rng::new(opts.seed);
-    let mut held = vec![false; examples.len()];
-    let validation_by;
-    if by_speaker {
-        let mut spk: Vec<&str> = speakers.into_iter().collect();
-        spk.sort();
-        let pick = spk[rng.below(spk.len())].to_string();
-        for (h, e) in held.iter_mut().zip(&examples) {
-            *h = e.speaker == pick;
+    let (held, validation_by) = hold_out(&examples, &mut rng);
+    let replay = match &opts.replay {
+        Some(dir) => Replay::load(base, dir, &plan, &mut rng)?,
+        None => {
+            warnings.push("no replay data (a Speech Commands folder): old words may drift and new words may fire on noise; pass --replay DIR or set SPIKEWORD_DATA".into());
+            Replay::default()
         }
-        validation_by = format!("held-out speaker '{pick}'");
-    } else {
-        let mut idx_by_word: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-        for (i, e) in examples.iter().enumerate() {
-            idx_by_word.entry(&e.word).or_default().push(i);
-        }
-        for v in idx_by_word.values_mut() {
-            rng.shuffle(v);
-            // One in five held out, at least one once a word has three examples.
-            let k = if v.len() >= 3 {
-                (v.len() / 5).max(1)
-            } else {
-                0
-            };
-            for &i in v.iter().take(k) {
-                held[i] = true;
-            }
-        }
-        validation_by = "20 % of the examples of each word".into();
-    }
-
-    // Replay: old classes, unknown words and noise from Speech Commands (training speakers
-    // for fitting, validation speakers for the report). Words that are now labels are not
-    // replayed as unknown.
-    let mut replay_train: Vec<(Vec<f32>, usize, bool)> = Vec::new();
-    let mut replay_val: Vec<(Vec<f32>, usize, &'static str)> = Vec::new();
-    let mut noise: Vec<Vec<f32>> = Vec::new();
-    match &opts.replay {
-        Some(dir) if dir.is_dir() => {
-            let rule: SplitRule = serde_json::from_value(base.training["split_rule"].clone()).unwrap_or(SplitRule::Official);
-            let ds = Dataset::scan(dir, &rule)?;
-            noise = ds.noise_for(Split::Train).iter().take(60).filter_map(|p| load_wav(p, rate).ok()).collect();
-            let unk = labels.iter().position(|l| l == UNKNOWN);
-            let mut by_class: BTreeMap<usize, Vec<(PathBuf, Split)>> = BTreeMap::new();
-            for c in &ds.clips {
-                if new_words.contains(&c.word) {
-                    continue;
-                }
-                let Some(l) = label_index(&labels, &c.word) else { continue };
-                if c.split == Split::Test {
-                    continue;
-                }
-                by_class.entry(l).or_default().push((c.path.clone(), c.split));
-            }
-            let mut jobs = Vec::new();
-            for (l, mut v) in by_class {
-                rng.shuffle(&mut v);
-                // Unknown words are many and varied, and what new words must not take.
-                let train_cap = if Some(l) == unk { 240 } else { 60 };
-                let (mut nt, mut nv) = (0, 0);
-                for (p, s) in v {
-                    let is_val = s == Split::Validation;
-                    if (is_val && nv < 60) || (!is_val && nt < train_cap) {
-                        if is_val { nv += 1 } else { nt += 1 }
-                        jobs.push((p, l, is_val));
-                    }
-                }
-            }
-            let loaded = parallel_map(&jobs, |(p, _, _)| load_wav(p, rate).map(|x| fit_length(&x, rate as usize)));
-            for ((_, l, is_val), x) in jobs.into_iter().zip(loaded) {
-                let Ok(x) = x else { continue };
-                if is_val {
-                    replay_val.push((x, l, if Some(l) == unk { "unknown" } else { "old" }));
-                } else {
-                    replay_train.push((x, l, false));
-                }
-            }
-            if let Some(si) = labels.iter().position(|l| l == SILENCE) {
-                for k in 0..60 {
-                    let x = augment::silence_clip(&noise, rate as usize, &mut rng);
-                    if k < 20 {
-                        replay_val.push((x.clone(), si, "noise"));
-                    }
-                    replay_train.push((x, si, true));
-                }
-            }
-        }
-        _ => warnings.push("no replay data (Speech Commands folder): old words may drift and new words may fire on noise; pass --replay DIR".into()),
-    }
-
-    // Features of augmented copies.
+    };
     let aug = AugmentConfig {
-        noise_prob: if noise.is_empty() { 0.0 } else { 0.7 },
+        noise_prob: if replay.noise.is_empty() { 0.0 } else { 0.7 },
         ..AugmentConfig::default()
     };
-    let word_index = |w: &str| labels.iter().position(|l| l == w).expect("word is a label");
-    let mut jobs: Vec<(Vec<f32>, usize, u64)> = Vec::new();
-    for (e, h) in examples.iter().zip(&held) {
-        if !h {
-            for k in 0..opts.copies.max(1) {
-                jobs.push((
-                    e.samples.clone(),
-                    word_index(&e.word),
-                    if k == 0 { 0 } else { rng.next_u64() },
-                ));
-            }
-        }
-    }
-    for e in &extra {
-        if new_words.contains(&e.word) {
-            for k in 0..(opts.copies / 4).max(1) {
-                jobs.push((
-                    e.samples.clone(),
-                    word_index(&e.word),
-                    if k == 0 { 0 } else { rng.next_u64() },
-                ));
-            }
-        }
-    }
-    for (x, l, _) in &replay_train {
-        jobs.push((x.clone(), *l, rng.next_u64()));
-    }
-    // Features depend only on the frozen spiking layers.
-    let frozen = model.clone();
-    let feats = |x: &[f32], seed: u64| {
-        let y = if seed == 0 {
-            x.to_vec()
-        } else {
-            augment::augment_wave(x, &noise, &aug, rate, &mut Rng::new(seed))
-        };
-        with_mel_frame(&frozen.config.features, |mf| {
-            features(&frozen, mf, &y, &sets)
-        })
-    };
-    let train: Vec<Sample> = parallel_map(&jobs, |(x, l, s)| Sample {
-        feats: feats(x, *s),
-        label: *l,
-    });
-    // The old words keep their readout rows: only the new rows are fitted (with the old
-    // classes and the replay as the competition), so old-vs-old decisions stay the base's.
-    let trainable: Vec<bool> = labels
-        .iter()
-        .map(|l| opts.replace || opts.finetune_epochs > 0 || !old.contains(l))
-        .collect();
-    fit_readouts(
-        &mut model,
-        &sets,
-        &trainable,
-        &train,
-        opts.epochs,
-        true,
+    let jobs = fit_jobs(
+        &examples,
+        &held,
+        &extra,
+        &replay,
+        &plan,
+        opts.copies,
         &mut rng,
     );
-    if opts.finetune_epochs > 0 {
-        finetune(
-            &mut model,
-            &jobs,
-            &noise,
-            &aug,
-            opts.finetune_epochs,
-            &mut rng,
-        )?;
-    }
-    // Validation features from the final network.
-    let fitted = model.clone();
-    let vfeats = |x: &[f32]| {
-        with_mel_frame(&fitted.config.features, |mf| {
-            features(&fitted, mf, x, &sets)
-        })
-    };
-
-    // Report.
-    let val_new: Vec<(usize, Sample)> = examples
+    fit(
+        &mut model,
+        &sets,
+        &jobs,
+        &replay.noise,
+        &aug,
+        opts,
+        &plan,
+        &mut rng,
+    )?;
+    let held_out: Vec<&Example> = examples
         .iter()
         .zip(&held)
-        .filter(|(_, h)| **h)
-        .map(|(e, _)| {
-            (
-                0,
-                Sample {
-                    feats: vfeats(&e.samples),
-                    label: word_index(&e.word),
-                },
-            )
-        })
+        .filter_map(|(e, h)| h.then_some(e))
         .collect();
-    let rv: Vec<(&str, Sample)> = replay_val
-        .iter()
-        .map(|(x, l, k)| {
-            (
-                *k,
-                Sample {
-                    feats: vfeats(x),
-                    label: *l,
-                },
-            )
-        })
-        .collect();
-    let new_idx: HashSet<usize> = new_words.iter().map(|w| word_index(w)).collect();
-    let guard_shift = if opts.replace {
-        0.0
-    } else {
-        let samples: Vec<&Sample> = rv.iter().map(|(_, s)| s).collect();
-        guard_old_classes(&mut model, &sets, &samples, &new_idx, opts.max_old_drop)
-    };
-    let acc = |v: &[(usize, Sample)]| -> Option<f64> {
-        (!v.is_empty()).then(|| {
-            v.iter()
-                .filter(|(_, s)| predict(&model, s, &sets) == s.label)
-                .count() as f64
-                / v.len() as f64
-        })
-    };
-    let validation_accuracy = acc(&val_new);
-    let old_v: Vec<(usize, Sample)> = rv
-        .iter()
-        .filter(|(k, _)| *k == "old")
-        .map(|(_, s)| {
-            (
-                0,
-                Sample {
-                    feats: s.feats.clone(),
-                    label: s.label,
-                },
-            )
-        })
-        .collect();
-    let fa = |kind: &str| -> Option<f64> {
-        let v: Vec<&Sample> = rv
-            .iter()
-            .filter(|(k, _)| *k == kind)
-            .map(|(_, s)| s)
-            .collect();
-        (!v.is_empty()).then(|| {
-            v.iter()
-                .filter(|s| new_idx.contains(&predict(&model, s, &sets)))
-                .count() as f64
-                / v.len() as f64
-        })
-    };
-    // Confusable new words: > 25 % of one's held-out examples taken for another.
-    for a in &new_words {
-        let ia = word_index(a);
-        let mine: Vec<&Sample> = val_new
-            .iter()
-            .map(|(_, s)| s)
-            .filter(|s| s.label == ia)
-            .collect();
-        for b in &new_words {
-            let ib = word_index(b);
-            if ia != ib && !mine.is_empty() {
-                let k = mine
-                    .iter()
-                    .filter(|s| predict(&model, s, &sets) == ib)
-                    .count();
-                if k * 4 > mine.len() {
-                    warnings.push(format!("'{a}' is often taken for '{b}' ({k}/{} held-out examples): confusable words", mine.len()));
-                }
-            }
-        }
-    }
+    let m = measure(
+        &mut model,
+        &sets,
+        &held_out,
+        &replay,
+        &plan,
+        opts,
+        &mut warnings,
+    );
     let report = RetrainReport {
-        labels: labels.clone(),
-        new_words: new_words.clone(),
+        labels: plan.labels.clone(),
+        new_words: plan.new_words.clone(),
         examples_per_word: per_word,
-        validation_accuracy,
-        validation_n: val_new.len(),
+        validation_accuracy: m.new,
+        validation_n: held_out.len(),
         validation_by,
-        old_accuracy: acc(&old_v),
-        false_accept_unknown: fa("unknown"),
-        false_accept_noise: fa("noise"),
-        new_word_bias_shift: guard_shift,
+        old_accuracy: m.old,
+        false_accept_unknown: m.unknown,
+        false_accept_noise: m.noise,
+        new_word_bias_shift: m.shift,
         warnings,
         seconds: t0.elapsed().as_secs_f64(),
     };
@@ -546,9 +280,412 @@ pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainRep
         "base_test_accuracy": base.training.get("test_accuracy").cloned().unwrap_or_default(),
         "split_rule": base.training.get("split_rule").cloned().unwrap_or_default(),
         "retrain": report,
-        "date": super::trainer::chrono_free_date(),
+        "date": crate::util::today_utc(),
     });
     Ok((model, report))
+}
+
+/// The labels before and after retraining.
+struct LabelPlan {
+    old: Vec<String>,
+    new_words: Vec<String>,
+    labels: Vec<String>,
+}
+
+impl LabelPlan {
+    /// Old + new words, or (with `replace`) the new words, `_silence_` and `_unknown_`.
+    fn new(base: &Model, examples: &[Example], replace: bool) -> Result<LabelPlan> {
+        let new_words: Vec<String> = examples
+            .iter()
+            .map(|e| e.word.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let old = base.labels().to_vec();
+        if let Some(w) = new_words.iter().find(|w| !replace && old.contains(w)) {
+            bail!(
+                "word '{w}' is already a label of the base model ({}); rename its folder or use --replace",
+                old.join(" ")
+            );
+        }
+        let labels = if replace {
+            let specials = [SILENCE.to_string(), UNKNOWN.to_string()];
+            new_words.iter().cloned().chain(specials).collect()
+        } else {
+            old.iter().chain(&new_words).cloned().collect()
+        };
+        Ok(LabelPlan {
+            old,
+            new_words,
+            labels,
+        })
+    }
+
+    fn index(&self, word: &str) -> usize {
+        self.labels
+            .iter()
+            .position(|l| l == word)
+            .expect("word is a label")
+    }
+
+    fn new_indices(&self) -> HashSet<usize> {
+        self.new_words.iter().map(|w| self.index(w)).collect()
+    }
+}
+
+/// Examples per word, with warnings where there are too few to learn or to validate.
+fn examples_per_word(examples: &[Example], warnings: &mut Vec<String>) -> BTreeMap<String, usize> {
+    let mut per_word: BTreeMap<String, usize> = BTreeMap::new();
+    for e in examples {
+        *per_word.entry(e.word.clone()).or_insert(0) += 1;
+    }
+    for (w, n) in &per_word {
+        if *n == 1 {
+            warnings.push(format!("'{w}' has a single example: no validation possible and accuracy will be poor; record 5-10"));
+        }
+    }
+    let few: Vec<String> = per_word
+        .iter()
+        .filter(|(_, n)| (2..5).contains(*n))
+        .map(|(w, n)| format!("{w} ({n})"))
+        .collect();
+    if !few.is_empty() {
+        warnings.push(format!(
+            "few examples for {}: 5-10 per word work much better",
+            few.join(", ")
+        ));
+    }
+    per_word
+}
+
+/// Which examples are held out for validation: one speaker when speakers are known,
+/// else one in five of each word's (once it has three); and how that was chosen.
+fn hold_out(examples: &[Example], rng: &mut Rng) -> (Vec<bool>, String) {
+    let speakers: HashSet<&str> = examples.iter().map(|e| e.speaker.as_str()).collect();
+    if speakers.len() >= 2 && speakers.len() < examples.len() {
+        let mut spk: Vec<&str> = speakers.into_iter().collect();
+        spk.sort();
+        let pick = spk[rng.below(spk.len())].to_string();
+        let held = examples.iter().map(|e| e.speaker == pick).collect();
+        return (held, format!("held-out speaker '{pick}'"));
+    }
+    let mut held = vec![false; examples.len()];
+    let mut idx_by_word: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, e) in examples.iter().enumerate() {
+        idx_by_word.entry(&e.word).or_default().push(i);
+    }
+    for v in idx_by_word.values_mut() {
+        rng.shuffle(v);
+        let k = if v.len() >= 3 {
+            (v.len() / 5).max(1)
+        } else {
+            0
+        };
+        for &i in v.iter().take(k) {
+            held[i] = true;
+        }
+    }
+    (held, "20 % of the examples of each word".into())
+}
+
+/// What a replayed validation clip stands for in the report.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ReplayKind {
+    Old,
+    Unknown,
+    Noise,
+}
+
+/// Replayed Speech Commands material: old classes, unknown words and noise, from the
+/// training speakers (and training noise) for fitting, from the validation speakers
+/// (and noise held apart from the training noise) for the report.
+#[derive(Default)]
+struct Replay {
+    train: Vec<(Vec<f32>, usize)>,
+    val: Vec<(Vec<f32>, usize, ReplayKind)>,
+    /// Training noise: augmentation and `_silence_` clips to fit on.
+    noise: Vec<Vec<f32>>,
+}
+
+/// Replayed clips per class and part; unknown words are many and varied, and what the
+/// new words must not take, so more of them are fitted on.
+const REPLAY_PER_CLASS: usize = 60;
+const REPLAY_UNKNOWN: usize = 240;
+const REPLAY_SILENCE: usize = 60;
+const REPLAY_SILENCE_VAL: usize = 20;
+
+impl Replay {
+    fn load(base: &Model, dir: &Path, plan: &LabelPlan, rng: &mut Rng) -> Result<Replay> {
+        let rate = base.config.features.sample_rate;
+        let rule: SplitRule = serde_json::from_value(base.training["split_rule"].clone())
+            .map_err(|_| {
+                anyhow::anyhow!("the base model records no speaker split rule, so its validation speakers for replay are unknown")
+            })?;
+        let ds =
+            Dataset::scan(dir, &rule).with_context(|| format!("--replay {}", dir.display()))?;
+        let (noise, noise_val) = held_apart_noise(&ds, rate);
+        let mut replay = Replay {
+            noise,
+            ..Replay::default()
+        };
+        replay.load_words(&ds, plan, rate, rng);
+        if let Some(si) = plan.labels.iter().position(|l| l == SILENCE) {
+            for _ in 0..REPLAY_SILENCE {
+                let x = augment::silence_clip(&replay.noise, rate as usize, rng);
+                replay.train.push((x, si));
+            }
+            for _ in 0..REPLAY_SILENCE_VAL {
+                let x = augment::silence_clip(&noise_val, rate as usize, rng);
+                replay.val.push((x, si, ReplayKind::Noise));
+            }
+        }
+        Ok(replay)
+    }
+
+    /// Word clips of the labels (not the new words; never the test speakers).
+    fn load_words(&mut self, ds: &Dataset, plan: &LabelPlan, rate: u32, rng: &mut Rng) {
+        let unk = plan.labels.iter().position(|l| l == UNKNOWN);
+        let mut by_class: BTreeMap<usize, Vec<(PathBuf, Split)>> = BTreeMap::new();
+        for c in ds.clips.iter().filter(|c| c.split != Split::Test) {
+            if plan.new_words.contains(&c.word) {
+                continue;
+            }
+            if let Some(l) = label_index(&plan.labels, &c.word) {
+                by_class
+                    .entry(l)
+                    .or_default()
+                    .push((c.path.clone(), c.split));
+            }
+        }
+        let mut jobs = Vec::new();
+        for (l, mut v) in by_class {
+            rng.shuffle(&mut v);
+            let train_cap = if Some(l) == unk {
+                REPLAY_UNKNOWN
+            } else {
+                REPLAY_PER_CLASS
+            };
+            let (mut nt, mut nv) = (0, 0);
+            for (p, s) in v {
+                let is_val = s == Split::Validation;
+                if is_val && nv < REPLAY_PER_CLASS {
+                    nv += 1;
+                } else if !is_val && nt < train_cap {
+                    nt += 1;
+                } else {
+                    continue;
+                }
+                jobs.push((p, l, is_val));
+            }
+        }
+        let loaded = parallel_map(&jobs, |(p, _, _)| {
+            load_wav(p, rate).map(|x| fit_length(&x, rate as usize))
+        });
+        for ((_, l, is_val), x) in jobs.into_iter().zip(loaded) {
+            let Ok(x) = x else { continue };
+            if is_val {
+                let kind = if Some(l) == unk {
+                    ReplayKind::Unknown
+                } else {
+                    ReplayKind::Old
+                };
+                self.val.push((x, l, kind));
+            } else {
+                self.train.push((x, l));
+            }
+        }
+    }
+}
+
+/// Background noise for fitting and, held apart from it, for the report. When the
+/// splits have their own noise files they are used; when one set of recordings serves
+/// every split (the full archive's six), each recording's last fifth is held apart.
+fn held_apart_noise(ds: &Dataset, rate: u32) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+    let train_files = ds.noise_for(Split::Train);
+    let val_files = ds.noise_for(Split::Validation);
+    let load = |files: &[PathBuf], n: usize| -> Vec<Vec<f32>> {
+        files
+            .iter()
+            .take(n)
+            .filter_map(|p| load_wav(p, rate).ok())
+            .collect()
+    };
+    if train_files.iter().all(|p| !val_files.contains(p)) {
+        return (load(&train_files, 60), load(&val_files, 60));
+    }
+    let (mut train, mut val) = (Vec::new(), Vec::new());
+    for x in load(&train_files, 60) {
+        let cut = x.len() * 4 / 5;
+        val.push(x[cut..].to_vec());
+        train.push(x[..cut].to_vec());
+    }
+    (train, val)
+}
+
+/// Clips to fit on, as (samples, class, augmentation seed; 0 = as recorded): copies of
+/// each example not held out, fewer of the extra (synthetic) ones, and the replay.
+fn fit_jobs(
+    examples: &[Example],
+    held: &[bool],
+    extra: &[Example],
+    replay: &Replay,
+    plan: &LabelPlan,
+    copies: usize,
+    rng: &mut Rng,
+) -> Vec<(Vec<f32>, usize, u64)> {
+    let mut jobs = Vec::new();
+    let mut copy = |e: &Example, n: usize, rng: &mut Rng| {
+        for k in 0..n.max(1) {
+            let seed = if k == 0 { 0 } else { rng.next_u64() };
+            jobs.push((e.samples.clone(), plan.index(&e.word), seed));
+        }
+    };
+    for (e, _) in examples.iter().zip(held).filter(|(_, h)| !**h) {
+        copy(e, copies, rng);
+    }
+    for e in extra.iter().filter(|e| plan.new_words.contains(&e.word)) {
+        copy(e, copies / 4, rng);
+    }
+    for (x, l) in &replay.train {
+        jobs.push((x.clone(), *l, rng.next_u64()));
+    }
+    jobs
+}
+
+/// Fits the readout rows (old words' rows stay unless replaced or fine-tuned) on
+/// features of the frozen spiking layers, then fine-tunes if asked.
+#[allow(clippy::too_many_arguments)]
+fn fit(
+    model: &mut Model,
+    sets: &FeatureSets,
+    jobs: &[(Vec<f32>, usize, u64)],
+    noise: &[Vec<f32>],
+    aug: &AugmentConfig,
+    opts: &RetrainOptions,
+    plan: &LabelPlan,
+    rng: &mut Rng,
+) -> Result<()> {
+    let frozen = model.clone();
+    let rate = frozen.config.features.sample_rate;
+    let train: Vec<Sample> = parallel_map(jobs, |(x, l, seed)| {
+        let y = if *seed == 0 {
+            x.to_vec()
+        } else {
+            augment::augment_wave(x, noise, aug, rate, &mut Rng::new(*seed))
+        };
+        Sample {
+            feats: with_mel_frame(&frozen.config.features, |mf| {
+                features(&frozen, mf, &y, sets)
+            }),
+            label: *l,
+        }
+    });
+    // Only the new rows are fitted (with the old classes and the replay as the
+    // competition), so old-vs-old decisions stay the base's.
+    let trainable: Vec<bool> = plan
+        .labels
+        .iter()
+        .map(|l| opts.replace || opts.finetune_epochs > 0 || !plan.old.contains(l))
+        .collect();
+    fit_readouts(model, sets, &trainable, &train, opts.epochs, true, rng);
+    if opts.finetune_epochs > 0 {
+        finetune(model, jobs, noise, aug, opts.finetune_epochs, rng)?;
+    }
+    Ok(())
+}
+
+/// Held-out figures of a retrained model (after the old-word guard).
+struct Measured {
+    new: Option<f64>,
+    old: Option<f64>,
+    unknown: Option<f64>,
+    noise: Option<f64>,
+    shift: f32,
+}
+
+/// Lowers the new words until the old words hold (unless replacing), then measures on
+/// the held-out examples and replay, and warns about confusable new words.
+fn measure(
+    model: &mut Model,
+    sets: &FeatureSets,
+    held_out: &[&Example],
+    replay: &Replay,
+    plan: &LabelPlan,
+    opts: &RetrainOptions,
+    warnings: &mut Vec<String>,
+) -> Measured {
+    let fitted = model.clone();
+    let sample = |x: &[f32], label: usize| Sample {
+        feats: with_mel_frame(&fitted.config.features, |mf| features(&fitted, mf, x, sets)),
+        label,
+    };
+    let new_val: Vec<Sample> = held_out
+        .iter()
+        .map(|e| sample(&e.samples, plan.index(&e.word)))
+        .collect();
+    let replay_val: Vec<(ReplayKind, Sample)> = replay
+        .val
+        .iter()
+        .map(|(x, l, k)| (*k, sample(x, *l)))
+        .collect();
+    let new_idx = plan.new_indices();
+    let shift = if opts.replace {
+        0.0
+    } else {
+        let samples: Vec<&Sample> = replay_val.iter().map(|(_, s)| s).collect();
+        guard_old_classes(model, sets, &samples, &new_idx, opts.max_old_drop)
+    };
+    let model = &*model;
+    let share = |v: &[&Sample], hit: &dyn Fn(&Sample, usize) -> bool| -> Option<f64> {
+        (!v.is_empty()).then(|| {
+            let k = v.iter().filter(|s| hit(s, predict(model, s, sets))).count();
+            k as f64 / v.len() as f64
+        })
+    };
+    let of_kind = |kind: ReplayKind| -> Vec<&Sample> {
+        replay_val
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, s)| s)
+            .collect()
+    };
+    let correct = |s: &Sample, p: usize| p == s.label;
+    let taken = |_: &Sample, p: usize| new_idx.contains(&p);
+    warn_confusable(model, sets, &new_val, plan, warnings);
+    Measured {
+        new: share(&new_val.iter().collect::<Vec<_>>(), &correct),
+        old: share(&of_kind(ReplayKind::Old), &correct),
+        unknown: share(&of_kind(ReplayKind::Unknown), &taken),
+        noise: share(&of_kind(ReplayKind::Noise), &taken),
+        shift,
+    }
+}
+
+/// Warns when over a quarter of one new word's held-out examples are taken for another.
+fn warn_confusable(
+    model: &Model,
+    sets: &FeatureSets,
+    new_val: &[Sample],
+    plan: &LabelPlan,
+    warnings: &mut Vec<String>,
+) {
+    for a in &plan.new_words {
+        let ia = plan.index(a);
+        let mine: Vec<&Sample> = new_val.iter().filter(|s| s.label == ia).collect();
+        for b in plan.new_words.iter().filter(|b| *b != a) {
+            let ib = plan.index(b);
+            let k = mine
+                .iter()
+                .filter(|s| predict(model, s, sets) == ib)
+                .count();
+            if !mine.is_empty() && k * 4 > mine.len() {
+                warnings.push(format!(
+                    "'{a}' is often taken for '{b}' ({k}/{} held-out examples): confusable words",
+                    mine.len()
+                ));
+            }
+        }
+    }
 }
 
 /// A readout for `labels`: the rows of labels in `old` copied, new rows zero with the mean
@@ -598,8 +735,8 @@ fn finetune(
             n.layers
                 .iter()
                 .flat_map(|l| l.beta.iter().copied())
-                .fold(super::net::BETA_MIN, f32::max)
-                .min(super::net::BETA_MAX)
+                .fold(crate::batch::net::BETA_MIN, f32::max)
+                .min(crate::batch::net::BETA_MAX)
         })
         .collect();
     let mut nets: Vec<_> = model
@@ -610,7 +747,7 @@ fn finetune(
             let optim = AdamConfig::new()
                 .with_grad_clipping(Some(GradientClippingConfig::Norm(1.0)))
                 .init();
-            (super::net::TrainNet::from_network(n, &dev), optim)
+            (crate::batch::net::TrainNet::from_network(n, &dev), optim)
         })
         .collect();
     let rate = model.config.features.sample_rate;
@@ -627,7 +764,7 @@ fn finetune(
             let (x, _, _) = &jobs[*i];
             let y = augment::augment_wave(x, noise, aug, rate, &mut Rng::new(*seed));
             let (enc, _) = frozen.encode(&mut MelFrame::new(&frozen.config.features), &y);
-            super::net::channels_first(&enc, c)
+            crate::batch::net::channels_first(&enc, c)
         });
         let batches: Vec<(Vec<f32>, Vec<i64>)> = seeds
             .chunks(32)
@@ -655,7 +792,7 @@ fn finetune(
                         let y: Tensor<1, Int> =
                             Tensor::from_data(TensorData::new(ys.clone(), [b]), dev);
                         let f = tn.forward(x);
-                        let l = super::net::loss(&f, y, 0.03, 4.0);
+                        let l = crate::batch::net::loss(&f, y, 0.03, 4.0);
                         let grads = GradientsParams::from_grads(l.backward(), &*tn);
                         *tn = optim.step(3e-4, tn.clone(), grads).clamp(leak_cap);
                     }

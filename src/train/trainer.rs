@@ -3,42 +3,31 @@
 //! a firing-rate penalty, validation on the frame-by-frame engine, and atomic
 //! per-epoch checkpoints that `--resume` continues exactly.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use burn::optim::{AdamConfig, GradientsParams, grad_clipping::GradientClippingConfig};
+use burn::optim::{
+    AdamConfig, GradientsParams, ModuleOptimizer, grad_clipping::GradientClippingConfig,
+};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::augment::{self, AugmentConfig};
-use super::data::{Dataset, Split, SplitRule, Task, label_index, task_labels};
-use super::net::TrainNet;
+use super::checkpoint::{Checkpoint, Checkpoints};
 use crate::audio::{fit_length, load_wav};
+use crate::batch::net::Forward;
+use crate::batch::{DeviceKind, TrainNet, burn_device};
 use crate::config::{EncoderConfig, FeatureConfig, ModelConfig, NetworkConfig, SILENCE};
+use crate::data::{Dataset, Split, SplitRule, Task, label_index, task_labels};
+use crate::data::{LabeledAudio, load_labeled};
 use crate::encoding;
-use crate::eval::{evaluate, load_labeled, parallel_map};
+use crate::eval::evaluate;
 use crate::features::{MelFrame, Normalizer, log_mel_with, with_mel_frame};
 use crate::model::Model;
 use crate::snn::{Ensemble, Network, random_network};
+use crate::util::parallel_map;
 use crate::util::{Rng, atomic_write};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-pub enum DeviceKind {
-    Cpu,
-    Gpu,
-}
-
-pub fn burn_device(kind: DeviceKind) -> Result<Device> {
-    match kind {
-        DeviceKind::Cpu => Ok(Device::flex()),
-        #[cfg(feature = "gpu")]
-        DeviceKind::Gpu => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
-        #[cfg(not(feature = "gpu"))]
-        DeviceKind::Gpu => bail!("this build has no GPU support: rebuild with `--features gpu`"),
-    }
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainOptions {
@@ -85,7 +74,7 @@ pub struct TrainOptions {
 }
 
 fn default_leak_max() -> f32 {
-    super::net::BETA_MAX
+    crate::batch::net::BETA_MAX
 }
 
 /// What a checkpoint carries besides weights and optimiser state.
@@ -100,6 +89,9 @@ struct Progress {
     /// Word-head weights and biases (training-only parameters, kept for resuming).
     #[serde(default)]
     word_head: Option<(Vec<f32>, Vec<f32>)>,
+    /// Every epoch's log line so far (log.csv is rewritten from it).
+    #[serde(default)]
+    log: Vec<EpochLog>,
 }
 
 impl Progress {
@@ -113,11 +105,12 @@ impl Progress {
             elapsed_s: 0.0,
             options: opts.clone(),
             word_head: None,
+            log: Vec::new(),
         }
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EpochLog {
     pub epoch: usize,
     pub lr: f64,
@@ -128,6 +121,22 @@ pub struct EpochLog {
     pub val_rate_hz: f64,
     pub clips_per_s: f64,
     pub elapsed_s: f64,
+}
+
+impl EpochLog {
+    /// The line printed after each epoch.
+    fn line(&self, epochs: usize) -> String {
+        format!(
+            "epoch {}/{epochs}: loss {:.4} train {:.1}% val {:.2}% rate {:.2} Hz ({:.0} clips/s, {:.0}s)",
+            self.epoch,
+            self.loss,
+            100.0 * self.train_acc,
+            100.0 * self.val_acc,
+            self.val_rate_hz,
+            self.clips_per_s,
+            self.elapsed_s
+        )
+    }
 }
 
 /// Training clips in memory, grouped by class.
@@ -286,7 +295,7 @@ fn make_example(
     augment::spec_augment(&mut mel.data, n, &opts.augment, rng);
     let (enc, _) = encoding::encode_clip(&opts.encoder, &mel.data, n);
     (
-        super::net::channels_first(&enc, opts.encoder.out_channels(n)),
+        crate::batch::net::channels_first(&enc, opts.encoder.out_channels(n)),
         word,
     )
 }
@@ -323,344 +332,358 @@ fn build_model(
     }
 }
 
-/// Trains to `opts.epochs`; with `stop_after`, returns after that many epochs of this call
-/// (a planned interruption: `--resume` continues it exactly), without the final model.
+/// Trains to `opts.epochs`.
 pub fn train(opts: TrainOptions, resume: bool) -> Result<Model> {
     train_for(opts, resume, None)
 }
 
+/// Trains to `opts.epochs`, continuing the run's last checkpoint with `resume`. With
+/// `stop_after`, returns after that many epochs of this call (a planned interruption:
+/// `--resume` continues it exactly) with the checkpoint's model, not the final one.
 pub fn train_for(mut opts: TrainOptions, resume: bool, stop_after: Option<usize>) -> Result<Model> {
+    opts.network
+        .validate()
+        .map_err(|e| anyhow::anyhow!("network: {e}"))?;
     std::fs::create_dir_all(&opts.run_dir)
         .with_context(|| format!("creating {}", opts.run_dir.display()))?;
-    let ckpt_model = opts.run_dir.join("checkpoint.safetensors");
-    let ckpt_optim = opts.run_dir.join("optimizer.bpk");
-    let best_path = opts.run_dir.join("best.safetensors");
-    let log_path = opts.run_dir.join("log.csv");
-
-    // On resume the run's own options win (except the epoch count, which may be extended).
-    let resumed: Option<(Model, Progress)> = if resume && ckpt_model.exists() {
-        let m = Model::load(&ckpt_model)?;
-        let p: Progress = serde_json::from_value(m.training["progress"].clone())
-            .context("checkpoint has no progress record")?;
-        let epochs = opts.epochs;
-        opts = p.options.clone();
-        opts.epochs = epochs;
-        eprintln!(
-            "resuming {} after epoch {}",
-            opts.run_dir.display(),
-            p.epoch
-        );
-        Some((m, p))
-    } else {
-        if resume {
-            eprintln!(
-                "no checkpoint in {}: starting fresh",
-                opts.run_dir.display()
+    let ckpts = Checkpoints::new(&opts.run_dir);
+    let resumed = resume_point(&ckpts, resume, &mut opts)?;
+    if let (None, Some(init)) = (&resumed, &opts.init) {
+        // Before the data is read: an unusable starting model fails at once.
+        let m = Model::load(init)?;
+        if m.net.len() > 1 {
+            bail!(
+                "--init {}: an ensemble of {} networks; training starts from one network",
+                init.display(),
+                m.net.len()
             );
         }
-        None
-    };
-
-    let device_plain = burn_device(opts.device)?;
-    let device = device_plain.clone().autodiff();
-    let t0 = Instant::now();
-    let ds = Dataset::scan(&opts.data, &opts.split_rule)?;
-    let extra: Vec<Dataset> = opts
-        .extra
-        .iter()
-        .map(|p| Dataset::scan(p, &opts.split_rule))
-        .collect::<Result<_>>()?;
-    let labels = task_labels(opts.task, Some(&ds));
-    let rate = opts.features.sample_rate;
-    let set = load_train_set(&ds, &extra, &labels, rate, &opts.word_head_exclude)?;
-    let (val, _) = load_labeled(&ds, Some(Split::Validation), &labels, rate);
-    eprintln!(
-        "data: {} training clips ({} per class: {}), {} validation clips, {} noise files; loaded in {:.1}s",
-        set.by_class.iter().map(Vec::len).sum::<usize>(),
-        labels.len(),
-        set.by_class
-            .iter()
-            .map(|c| c.len().to_string())
-            .collect::<Vec<_>>()
-            .join("/"),
-        val.len(),
-        set.noise.len(),
-        t0.elapsed().as_secs_f32()
-    );
-
-    let (mean, std, net, mut progress) = match resumed {
-        Some((m, p)) => (
-            m.config.norm_mean.clone(),
-            m.config.norm_std.clone(),
-            m.net.into_first(),
-            p,
-        ),
-        None if opts.init.is_some() => {
-            let path = opts.init.clone().expect("checked");
-            let m = Model::load(&path)?;
-            if m.labels() != labels.as_slice() {
-                bail!(
-                    "--init {}: its labels ({}) are not this task's ({})",
-                    path.display(),
-                    m.labels().join(","),
-                    labels.join(",")
-                );
-            }
-            if m.net.len() > 1 {
-                bail!(
-                    "--init {}: an ensemble of {} networks; training starts from one network",
-                    path.display(),
-                    m.net.len()
-                );
-            }
-            // The architecture and front end are the initial model's.
-            opts.features = m.config.features.clone();
-            opts.encoder = m.config.encoder.clone();
-            opts.network = m.config.network.clone();
-            let p = Progress::start(&opts);
-            (
-                m.config.norm_mean.clone(),
-                m.config.norm_std.clone(),
-                m.net.into_first(),
-                p,
-            )
-        }
-        None => {
-            let (mean, std) = band_stats(&set, &opts.features);
-            let c_in = opts.encoder.out_channels(opts.features.n_mels);
-            let mut net = random_network(&opts.network, c_in, labels.len(), opts.seed);
-            // Calibrate on a few real clips.
-            let norm = Normalizer::new(&mean, &std);
-            let mut mf = MelFrame::new(&opts.features);
-            let probe: Vec<Vec<f32>> = set
-                .by_class
-                .iter()
-                .flat_map(|c| c.iter().take(3))
-                .map(|x| {
-                    let mut m = log_mel_with(&mut mf, x);
-                    m.data
-                        .chunks_exact_mut(m.n_mels)
-                        .for_each(|f| norm.apply(f));
-                    encoding::encode_clip(&opts.encoder, &m.data, m.n_mels).0
-                })
-                .collect();
-            net.calibrate(&probe, 0.1);
-            let p = Progress::start(&opts);
-            (mean, std, net, p)
-        }
-    };
-    let norm = Normalizer::new(&mean, &std);
-
-    let mut tn = TrainNet::from_network(&net, &device);
-    if opts.word_head > 0.0 {
-        let c = net.readout.c_in;
-        let (w, b) = progress.word_head.clone().unwrap_or_else(|| {
-            let mut r = Rng::new(opts.seed ^ 0x00f0_0d5e);
-            let scale = 1.0 / (c as f32).sqrt();
-            let w = (0..c * set.words.len())
-                .map(|_| r.normal() * scale)
-                .collect();
-            (w, vec![0.0; set.words.len()])
-        });
-        if w.len() != c * set.words.len() {
-            bail!("the checkpoint's word head does not fit this data's vocabulary");
-        }
-        tn = tn.with_word_head(w, b, &device);
     }
-    let mut optim = AdamConfig::new()
-        .with_grad_clipping(Some(GradientClippingConfig::Norm(1.0)))
-        .init();
-    if progress.epoch > 0 {
-        let bytes = std::fs::read(&ckpt_optim).context("checkpoint without optimizer state")?;
-        optim = optim
-            .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
-            .map_err(|e| anyhow::anyhow!("optimizer state: {e:?}"))?;
-    } else {
-        let mut f = std::fs::File::create(&log_path)?;
-        writeln!(
-            f,
-            "epoch,lr,loss,train_acc,train_rate_hz,val_acc,val_rate_hz,clips_per_s,elapsed_s"
-        )?;
-    }
-
-    let n_cls = labels.len();
-    let ctx_frames = context_frames(&opts);
-    let frame_rate = opts.features.frame_rate() as f64;
+    let data = RunData::load(&opts)?;
+    let mut run = Run::start(&mut opts, &data, resumed)?;
     let mut budget = stop_after.unwrap_or(usize::MAX);
-    while progress.epoch < opts.epochs {
+    while run.progress.epoch < opts.epochs {
         if budget == 0 {
             eprintln!(
                 "stopping after epoch {} as asked; continue with --resume",
-                progress.epoch
+                run.progress.epoch
             );
-            return Ok(Model::load(&ckpt_model)?);
+            return Ok(run.current_model(&opts, &data, progress_record(&run.progress)));
         }
         budget -= 1;
-        let epoch = progress.epoch + 1;
+        let stats = run.train_epoch(&opts, &data)?;
+        run.validate_and_checkpoint(&opts, &data, stats, &ckpts)?;
+    }
+    finish(&opts, &data, &run)
+}
+
+/// The checkpoint to continue from, if asked and present. On resume the run's own
+/// options win (except the epoch count, which may be extended).
+fn resume_point(
+    ckpts: &Checkpoints,
+    resume: bool,
+    opts: &mut TrainOptions,
+) -> Result<Option<(Checkpoint, Progress)>> {
+    if !resume {
+        return Ok(None);
+    }
+    let Some(dir) = ckpts.latest()? else {
+        if opts.run_dir.join("checkpoint.safetensors").exists() {
+            bail!(
+                "{} holds a checkpoint of an older layout, which this build does not resume",
+                opts.run_dir.display()
+            );
+        }
+        eprintln!(
+            "no checkpoint in {}: starting fresh",
+            opts.run_dir.display()
+        );
+        return Ok(None);
+    };
+    let ck = Checkpoints::load(&dir)?;
+    let p: Progress = serde_json::from_value(ck.model.training["progress"].clone())
+        .with_context(|| format!("{}: no progress record", dir.display()))?;
+    let epochs = opts.epochs;
+    *opts = p.options.clone();
+    opts.epochs = epochs;
+    eprintln!(
+        "resuming {} after epoch {}",
+        opts.run_dir.display(),
+        p.epoch
+    );
+    Ok(Some((ck, p)))
+}
+
+/// The data of a run: training clips in memory, validation clips, labels.
+struct RunData {
+    ds: Dataset,
+    labels: Vec<String>,
+    set: TrainSet,
+    val: Vec<LabeledAudio>,
+}
+
+impl RunData {
+    fn load(opts: &TrainOptions) -> Result<RunData> {
+        let t0 = Instant::now();
+        let ds = Dataset::scan(&opts.data, &opts.split_rule)?;
+        let extra: Vec<Dataset> = opts
+            .extra
+            .iter()
+            .map(|p| Dataset::scan(p, &opts.split_rule))
+            .collect::<Result<_>>()?;
+        let labels = task_labels(opts.task, Some(&ds));
+        let rate = opts.features.sample_rate;
+        let set = load_train_set(&ds, &extra, &labels, rate, &opts.word_head_exclude)?;
+        let (val, failed) = load_labeled(&ds, Some(Split::Validation), &labels, rate);
+        if !failed.is_empty() {
+            eprintln!(
+                "warning: {} unreadable validation clips skipped",
+                failed.len()
+            );
+        }
+        let per_class: Vec<String> = set.by_class.iter().map(|c| c.len().to_string()).collect();
+        eprintln!(
+            "data: {} training clips ({} per class: {}), {} validation clips, {} noise files; loaded in {:.1}s",
+            set.by_class.iter().map(Vec::len).sum::<usize>(),
+            labels.len(),
+            per_class.join("/"),
+            val.len(),
+            set.noise.len(),
+            t0.elapsed().as_secs_f32()
+        );
+        Ok(RunData {
+            ds,
+            labels,
+            set,
+            val,
+        })
+    }
+}
+
+/// A run in progress: the differentiable network, its optimiser and where it stands.
+struct Run {
+    tn: TrainNet,
+    optim: ModuleOptimizer,
+    progress: Progress,
+    mean: Vec<f32>,
+    std: Vec<f32>,
+    best: Option<Model>,
+    device: Device,
+}
+
+/// What one epoch of training measured.
+struct EpochStats {
+    started: Instant,
+    lr: f64,
+    loss: f64,
+    train_acc: f64,
+    rate: f64,
+    clips_per_s: f64,
+}
+
+impl Run {
+    /// From a checkpoint, from `--init`, or from a fresh calibrated network.
+    fn start(
+        opts: &mut TrainOptions,
+        data: &RunData,
+        resumed: Option<(Checkpoint, Progress)>,
+    ) -> Result<Run> {
+        let device = burn_device(opts.device)?.autodiff();
+        let mut optim = AdamConfig::new()
+            .with_grad_clipping(Some(GradientClippingConfig::Norm(1.0)))
+            .init();
+        let (mean, std, net, progress, best) = match resumed {
+            Some((ck, p)) => {
+                optim = optim
+                    .from_bytes(burn::tensor::Bytes::from_bytes_vec(ck.optimizer))
+                    .map_err(|e| anyhow::anyhow!("optimizer state: {e:?}"))?;
+                let c = &ck.model.config;
+                let (mean, std) = (c.norm_mean.clone(), c.norm_std.clone());
+                (mean, std, ck.model.net.into_first(), p, Some(ck.best))
+            }
+            None => {
+                let (mean, std, net) = match opts.init.clone() {
+                    Some(path) => init_from(&path, opts, &data.labels)?,
+                    None => fresh_network(opts, data),
+                };
+                (mean, std, net, Progress::start(opts), None)
+            }
+        };
+        let mut tn = TrainNet::from_network(&net, &device);
+        if opts.word_head > 0.0 {
+            let (w, b) = word_head_weights(opts, &data.set, net.readout.c_in, &progress)?;
+            tn = tn.with_word_head(w, b, &device);
+        }
+        Ok(Run {
+            tn,
+            optim,
+            progress,
+            mean,
+            std,
+            best,
+            device,
+        })
+    }
+
+    /// One class-balanced epoch of augmented examples: forward, backward, Adam step. The
+    /// running sums stay on the device; the host reads them once per epoch (and for the
+    /// progress bar every few batches).
+    fn train_epoch(&mut self, opts: &TrainOptions, data: &RunData) -> Result<EpochStats> {
         let te = Instant::now();
-        let lr = cosine_lr(opts.lr, progress.epoch, opts.epochs);
-        // Class-balanced epoch: `per_class` draws of every class, shuffled.
-        let mut order: Vec<usize> = (0..n_cls)
-            .flat_map(|c| std::iter::repeat_n(c, opts.per_class))
-            .collect();
-        progress.rng.shuffle(&mut order);
-        // Each example gets its own seed so that parallel preparation stays deterministic.
-        let seeds: Vec<u64> = order.iter().map(|_| progress.rng.next_u64()).collect();
-        let jobs: Vec<(usize, u64)> = order.iter().copied().zip(seeds).collect();
+        let epoch = self.progress.epoch + 1;
+        let lr = cosine_lr(opts.lr, self.progress.epoch, opts.epochs);
+        let jobs = self.epoch_jobs(opts, data.labels.len());
+        let norm = Normalizer::new(&self.mean, &self.std);
         let examples: Vec<(Vec<f32>, usize)> = parallel_map(&jobs, |(c, s)| {
             with_mel_frame(&opts.features, |mf| {
-                make_example(&set, *c, &opts, &norm, mf, &mut Rng::new(*s))
+                make_example(&data.set, *c, opts, &norm, mf, &mut Rng::new(*s))
             })
         });
         let c_in = opts.encoder.out_channels(opts.features.n_mels);
         let t = examples[0].0.len() / c_in;
-        let pb = indicatif::ProgressBar::new(jobs.len() as u64);
-        pb.set_style(
-            indicatif::ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg}")
-                .unwrap()
-                .progress_chars("=> "),
-        );
-        pb.set_prefix(format!("{epoch}/{}", opts.epochs));
-        let (mut loss_sum, mut correct, mut seen, mut rate_sum, mut steps) =
-            (0f64, 0usize, 0usize, 0f64, 0usize);
-        for (bi, chunk) in jobs.chunks(opts.batch).enumerate() {
+        let start = opts.network.decision_start(context_frames(opts), t);
+        let pb = progress_bar(jobs.len(), epoch, opts.epochs);
+        let mut sums = Sums::new(&self.device);
+        // The optimiser consumes the module and returns the updated one.
+        let mut tn = self.tn.clone();
+        for (chunk, ex) in jobs.chunks(opts.batch).zip(examples.chunks(opts.batch)) {
             let b = chunk.len();
-            let mut xs = Vec::with_capacity(b * c_in * t);
-            for k in 0..b {
-                xs.extend_from_slice(&examples[bi * opts.batch + k].0);
-            }
-            let word_labels: Vec<i64> = (0..b)
-                .map(|k| examples[bi * opts.batch + k].1 as i64)
-                .collect();
-            let labels_b: Vec<i64> = chunk.iter().map(|(c, _)| *c as i64).collect();
-            let x: Tensor<3> = Tensor::from_data(TensorData::new(xs, [b, c_in, t]), &device);
-            let y: Tensor<1, Int> =
-                Tensor::from_data(TensorData::new(labels_b.clone(), [b]), &device);
-            let drop = (opts.dropout > 0.0).then(|| (opts.dropout, progress.rng.next_u64()));
-            let start = opts.network.decision_start(ctx_frames, t);
+            let xs: Vec<f32> = ex.iter().flat_map(|(x, _)| x.iter().copied()).collect();
+            let x: Tensor<3> = Tensor::from_data(TensorData::new(xs, [b, c_in, t]), &self.device);
+            let classes: Vec<i64> = chunk.iter().map(|(c, _)| *c as i64).collect();
+            let y: Tensor<1, Int> = Tensor::from_data(TensorData::new(classes, [b]), &self.device);
+            let drop = (opts.dropout > 0.0).then(|| (opts.dropout, self.progress.rng.next_u64()));
             let fwd = tn.forward_train(x, start, drop);
-            let mut loss = super::net::loss(&fwd, y, opts.rate_target, opts.rate_weight);
+            let mut loss =
+                crate::batch::net::loss(&fwd, y.clone(), opts.rate_target, opts.rate_weight);
             if let Some(wl) = fwd.word_logits.clone() {
-                let yw = Tensor::from_data(TensorData::new(word_labels, [b]), &device);
-                loss = loss + super::net::cross_entropy(wl, yw).mul_scalar(opts.word_head);
+                let words: Vec<i64> = ex.iter().map(|(_, w)| *w as i64).collect();
+                let yw = Tensor::from_data(TensorData::new(words, [b]), &self.device);
+                loss = loss + crate::batch::net::cross_entropy(wl, yw).mul_scalar(opts.word_head);
             }
-            let rates: f64 = fwd
-                .rates
-                .iter()
-                .map(|r| r.clone().into_scalar::<f32>() as f64)
-                .sum();
-            let loss_v = loss.clone().into_scalar::<f32>() as f64;
-            if !loss_v.is_finite() {
-                bail!("loss became {loss_v} at epoch {epoch}: lower --lr");
-            }
-            let lv = fwd
-                .logits
-                .clone()
-                .into_data()
-                .try_to_vec::<f32>()
-                .unwrap_or_default();
-            correct += lv
-                .chunks(n_cls)
-                .zip(&labels_b)
-                .filter(|(row, c)| crate::eval::argmax(row) as i64 == **c)
-                .count();
-            seen += b;
-            loss_sum += loss_v;
-            rate_sum += rates / fwd.rates.len() as f64;
-            steps += 1;
+            sums.add(&fwd, &loss, y, b);
             let grads = GradientsParams::from_grads(loss.backward(), &tn);
-            tn = optim.step(lr, tn, grads).clamp(opts.leak_max);
-            pb.set_position(seen as u64);
-            pb.set_message(format!(
-                "loss {:.3} acc {:.1}% rate {:.1} Hz",
-                loss_sum / steps as f64,
-                100.0 * correct as f64 / seen as f64,
-                rate_sum / steps as f64 * frame_rate
-            ));
+            tn = self.optim.step(lr, tn, grads).clamp(opts.leak_max);
+            if sums.steps % 16 == 0 {
+                pb.set_message(sums.read()?.message(opts.features.frame_rate()));
+            }
+            pb.set_position(sums.seen as u64);
         }
         pb.finish_and_clear();
-        let train_secs = te.elapsed().as_secs_f64();
-
-        // Validate on the inference engine (what ships), not on the training graph.
-        let net = tn.to_network();
-        let mut model = build_model(
-            &opts,
-            &labels,
-            mean.clone(),
-            std.clone(),
-            net,
-            serde_json::Value::Null,
-        );
-        let (rep, _) = evaluate(&model, &val);
-        progress.epoch = epoch;
-        progress.elapsed_s += te.elapsed().as_secs_f64();
-        let log = EpochLog {
-            epoch,
+        self.tn = tn;
+        let m = sums.read()?;
+        if !m.loss.is_finite() {
+            bail!("loss became {} in epoch {epoch}: lower --lr", m.loss);
+        }
+        Ok(EpochStats {
+            started: te,
             lr,
-            loss: loss_sum / steps.max(1) as f64,
-            train_acc: correct as f64 / seen.max(1) as f64,
-            train_rate_hz: rate_sum / steps.max(1) as f64 * frame_rate,
+            loss: m.loss,
+            train_acc: m.acc,
+            rate: m.rate * opts.features.frame_rate() as f64,
+            clips_per_s: sums.seen as f64 / te.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// `per_class` draws of every class, shuffled, each with its own seed so that parallel
+    /// preparation stays deterministic.
+    fn epoch_jobs(&mut self, opts: &TrainOptions, n_cls: usize) -> Vec<(usize, u64)> {
+        let mut order: Vec<usize> = (0..n_cls)
+            .flat_map(|c| std::iter::repeat_n(c, opts.per_class))
+            .collect();
+        self.progress.rng.shuffle(&mut order);
+        let seeds: Vec<u64> = order.iter().map(|_| self.progress.rng.next_u64()).collect();
+        order.into_iter().zip(seeds).collect()
+    }
+
+    /// Validates on the inference engine (what ships, not the training graph), logs the
+    /// epoch and writes its checkpoint (with the best model so far) as one unit.
+    fn validate_and_checkpoint(
+        &mut self,
+        opts: &TrainOptions,
+        data: &RunData,
+        s: EpochStats,
+        ckpts: &Checkpoints,
+    ) -> Result<()> {
+        let mut model = self.current_model(opts, data, serde_json::Value::Null);
+        let (rep, _) = evaluate(&model, &data.val);
+        let p = &mut self.progress;
+        p.epoch += 1;
+        p.elapsed_s += s.started.elapsed().as_secs_f64();
+        let log = EpochLog {
+            epoch: p.epoch,
+            lr: s.lr,
+            loss: s.loss,
+            train_acc: s.train_acc,
+            train_rate_hz: s.rate,
             val_acc: rep.accuracy,
             val_rate_hz: rep.firing_rate_hz,
-            clips_per_s: seen as f64 / train_secs,
-            elapsed_s: progress.elapsed_s,
+            clips_per_s: s.clips_per_s,
+            elapsed_s: p.elapsed_s,
         };
-        eprintln!(
-            "epoch {epoch}/{}: loss {:.4} train {:.1}% val {:.2}% rate {:.2} Hz ({:.0} clips/s, {:.0}s)",
-            opts.epochs,
-            log.loss,
-            100.0 * log.train_acc,
-            100.0 * log.val_acc,
-            log.val_rate_hz,
-            log.clips_per_s,
-            log.elapsed_s
-        );
-        {
-            let mut f = std::fs::OpenOptions::new().append(true).open(&log_path)?;
-            writeln!(
-                f,
-                "{},{:.6},{:.5},{:.5},{:.3},{:.5},{:.3},{:.1},{:.1}",
-                log.epoch,
-                log.lr,
-                log.loss,
-                log.train_acc,
-                log.train_rate_hz,
-                log.val_acc,
-                log.val_rate_hz,
-                log.clips_per_s,
-                log.elapsed_s
-            )?;
-        }
-        if rep.accuracy > progress.best_val {
-            progress.best_val = rep.accuracy;
-            progress.best_epoch = epoch;
-            model.training = serde_json::json!({
-                "epoch": epoch,
+        eprintln!("{}", log.line(opts.epochs));
+        p.log.push(log);
+        if rep.accuracy > p.best_val || self.best.is_none() {
+            p.best_val = rep.accuracy;
+            p.best_epoch = p.epoch;
+            let mut best = model.clone();
+            best.training = serde_json::json!({
+                "epoch": p.epoch,
                 "val_accuracy": rep.accuracy,
                 "val_firing_rate_hz": rep.firing_rate_hz,
                 "split_rule": opts.split_rule,
             });
-            model.save(&best_path)?;
+            self.best = Some(best);
         }
-        // Checkpoint: optimizer first, then the model that names the epoch, so a crash
-        // between the two resumes from the previous epoch's consistent pair at worst.
-        let ob = optim
+        p.word_head = self.tn.word_head();
+        model.training = progress_record(p);
+        let optim = self
+            .optim
             .into_bytes()
             .map_err(|e| anyhow::anyhow!("optimizer state: {e:?}"))?;
-        atomic_write(&ckpt_optim, &ob)?;
-        progress.word_head = tn.word_head();
-        model.training = serde_json::json!({ "progress": progress });
-        model.save(&ckpt_model)?;
+        let best = self.best.as_ref().expect("set above");
+        ckpts.save(p.epoch, &model, &optim, best)?;
+        // The log is derived from the checkpoint, so it never runs ahead of it.
+        atomic_write(&opts.run_dir.join("log.csv"), log_csv(&p.log).as_bytes())?;
+        Ok(())
     }
 
-    // Final: the best validation epoch, evaluated once on the held-out test speakers.
-    let mut best = Model::load(&best_path)?;
-    let (test, _) = load_labeled(&ds, Some(Split::Test), &labels, rate);
+    /// The network as it stands, as a model file with `training` as its record.
+    fn current_model(
+        &self,
+        opts: &TrainOptions,
+        data: &RunData,
+        training: serde_json::Value,
+    ) -> Model {
+        build_model(
+            opts,
+            &data.labels,
+            self.mean.clone(),
+            self.std.clone(),
+            self.tn.to_network(),
+            training,
+        )
+    }
+}
+
+fn progress_record(p: &Progress) -> serde_json::Value {
+    serde_json::json!({ "progress": p })
+}
+
+/// The best validation epoch, tested once on the held-out test speakers, and saved.
+fn finish(opts: &TrainOptions, data: &RunData, run: &Run) -> Result<Model> {
+    let p = &run.progress;
+    let mut best = run
+        .best
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("no epoch was trained"))?;
+    let rate = opts.features.sample_rate;
+    let (test, _) = load_labeled(&data.ds, Some(Split::Test), &data.labels, rate);
     let (rep, _) = evaluate(&best, &test);
     eprintln!(
         "best epoch {} (val {:.2}%): test {:.2}% on {} clips, {:.2} Hz",
-        progress.best_epoch,
-        100.0 * progress.best_val,
+        p.best_epoch,
+        100.0 * p.best_val,
         100.0 * rep.accuracy,
         rep.n,
         rep.firing_rate_hz
@@ -671,43 +694,207 @@ pub fn train_for(mut opts: TrainOptions, resume: bool, stop_after: Option<usize>
         "task": opts.task,
         "split_rule": opts.split_rule,
         "epochs": opts.epochs,
-        "best_epoch": progress.best_epoch,
-        "val_accuracy": progress.best_val,
+        "best_epoch": p.best_epoch,
+        "val_accuracy": p.best_val,
         "test_accuracy": rep.accuracy,
         "test_clips": rep.n,
         "test_firing_rate_hz": rep.firing_rate_hz,
         "test_per_layer_hz": rep.per_layer_hz,
         "seed": opts.seed,
-        "wall_time_s": progress.elapsed_s,
+        "wall_time_s": p.elapsed_s,
         "options": opts,
-        "date": chrono_free_date(),
+        "date": crate::util::today_utc(),
     });
     best.save(&opts.out)?;
-    std::fs::write(opts.run_dir.join("test_report.txt"), rep.to_text())?;
+    atomic_write(
+        &opts.run_dir.join("best.safetensors"),
+        &std::fs::read(&opts.out)?,
+    )?;
+    atomic_write(
+        &opts.run_dir.join("test_report.txt"),
+        rep.to_text().as_bytes(),
+    )?;
     Ok(best)
 }
 
-/// Today's date (UTC) without a date crate.
-pub fn chrono_free_date() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let days = (secs / 86_400) as i64;
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + (m <= 2) as i64;
-    format!("{y:04}-{m:02}-{d:02}")
+/// The starting weights and normaliser of `--init` (fine-tuning): its architecture and
+/// front end become the run's.
+fn init_from(
+    path: &std::path::Path,
+    opts: &mut TrainOptions,
+    labels: &[String],
+) -> Result<(Vec<f32>, Vec<f32>, Network)> {
+    let m = Model::load(path)?;
+    if m.labels() != labels {
+        bail!(
+            "--init {}: its labels ({}) are not this task's ({})",
+            path.display(),
+            m.labels().join(","),
+            labels.join(",")
+        );
+    }
+    opts.features = m.config.features.clone();
+    opts.encoder = m.config.encoder.clone();
+    opts.network = m.config.network.clone();
+    let (mean, std) = (m.config.norm_mean.clone(), m.config.norm_std.clone());
+    Ok((mean, std, m.net.into_first()))
 }
 
-/// The split rule a model was trained with (official when unknown).
-pub fn model_split_rule(model: &Model) -> SplitRule {
-    serde_json::from_value(model.training["split_rule"].clone()).unwrap_or(SplitRule::Official)
+/// A random network, its thresholds calibrated on a few real clips of every class.
+fn fresh_network(opts: &TrainOptions, data: &RunData) -> (Vec<f32>, Vec<f32>, Network) {
+    let (mean, std) = band_stats(&data.set, &opts.features);
+    let c_in = opts.encoder.out_channels(opts.features.n_mels);
+    let mut net = random_network(&opts.network, c_in, data.labels.len(), opts.seed);
+    let norm = Normalizer::new(&mean, &std);
+    let mut mf = MelFrame::new(&opts.features);
+    let probe: Vec<Vec<f32>> = data
+        .set
+        .by_class
+        .iter()
+        .flat_map(|c| c.iter().take(3))
+        .map(|x| {
+            let mut m = log_mel_with(&mut mf, x);
+            m.data
+                .chunks_exact_mut(m.n_mels)
+                .for_each(|f| norm.apply(f));
+            encoding::encode_clip(&opts.encoder, &m.data, m.n_mels).0
+        })
+        .collect();
+    net.calibrate(&probe, 0.1);
+    (mean, std, net)
+}
+
+/// The word head's weights: the checkpoint's, or fresh ones.
+fn word_head_weights(
+    opts: &TrainOptions,
+    set: &TrainSet,
+    c: usize,
+    progress: &Progress,
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    let words = set.words.len();
+    let (w, b) = progress.word_head.clone().unwrap_or_else(|| {
+        let mut r = Rng::new(opts.seed ^ 0x00f0_0d5e);
+        let scale = 1.0 / (c as f32).sqrt();
+        let w = (0..c * words).map(|_| r.normal() * scale).collect();
+        (w, vec![0.0; words])
+    });
+    if w.len() != c * words {
+        bail!("the checkpoint's word head does not fit this data's vocabulary");
+    }
+    Ok((w, b))
+}
+
+fn progress_bar(len: usize, epoch: usize, epochs: usize) -> indicatif::ProgressBar {
+    let pb = indicatif::ProgressBar::new(len as u64);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg}")
+    {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb.set_prefix(format!("{epoch}/{epochs}"));
+    pb
+}
+
+/// Running sums of an epoch, kept on the device.
+struct Sums {
+    loss: Tensor<1>,
+    correct: Tensor<1, Int>,
+    rate: Tensor<1>,
+    steps: usize,
+    seen: usize,
+}
+
+/// What the host reads of `Sums`: means per step or clip.
+struct Means {
+    loss: f64,
+    acc: f64,
+    /// Mean firing probability per frame over layers.
+    rate: f64,
+}
+
+impl Means {
+    fn message(&self, frame_rate: f32) -> String {
+        format!(
+            "loss {:.3} acc {:.1}% rate {:.1} Hz",
+            self.loss,
+            100.0 * self.acc,
+            self.rate * frame_rate as f64
+        )
+    }
+}
+
+impl Sums {
+    fn new(device: &Device) -> Self {
+        Sums {
+            loss: Tensor::zeros([1], device),
+            correct: Tensor::zeros([1], device),
+            rate: Tensor::zeros([1], device),
+            steps: 0,
+            seen: 0,
+        }
+    }
+
+    fn add(&mut self, fwd: &Forward, loss: &Tensor<1>, y: Tensor<1, Int>, b: usize) {
+        let n_layers = fwd.rates.len().max(1) as f32;
+        let rate = fwd
+            .rates
+            .iter()
+            .map(|r| r.clone().detach())
+            .reduce(|a, r| a + r)
+            .map_or_else(|| self.rate.zeros_like(), |r| r.div_scalar(n_layers));
+        let hits = fwd
+            .logits
+            .clone()
+            .detach()
+            .argmax(1)
+            .reshape([b])
+            .equal(y)
+            .int()
+            .sum();
+        self.loss = self.loss.clone() + loss.clone().detach();
+        self.rate = self.rate.clone() + rate;
+        self.correct = self.correct.clone() + hits;
+        self.steps += 1;
+        self.seen += b;
+    }
+
+    /// Reads the sums back (one host sync).
+    fn read(&self) -> Result<Means> {
+        let scalar = |t: Tensor<1>| -> Result<f64> {
+            let v = t
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .map_err(|e| anyhow::anyhow!("reading training statistics: {e:?}"))?;
+            Ok(v.first().copied().unwrap_or(f32::NAN) as f64)
+        };
+        let steps = self.steps.max(1) as f64;
+        Ok(Means {
+            loss: scalar(self.loss.clone())? / steps,
+            acc: scalar(self.correct.clone().float())? / self.seen.max(1) as f64,
+            rate: scalar(self.rate.clone())? / steps,
+        })
+    }
+}
+
+/// The per-epoch log as CSV.
+fn log_csv(log: &[EpochLog]) -> String {
+    let mut out = String::from(
+        "epoch,lr,loss,train_acc,train_rate_hz,val_acc,val_rate_hz,clips_per_s,elapsed_s\n",
+    );
+    for l in log {
+        out.push_str(&format!(
+            "{},{:.6},{:.5},{:.5},{:.3},{:.5},{:.3},{:.1},{:.1}\n",
+            l.epoch,
+            l.lr,
+            l.loss,
+            l.train_acc,
+            l.train_rate_hz,
+            l.val_acc,
+            l.val_rate_hz,
+            l.clips_per_s,
+            l.elapsed_s
+        ));
+    }
+    out
 }

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
+use crate::audio::change_speed;
 use crate::audio::wav::write_pcm16;
-use crate::train::augment::change_speed;
 use crate::util::Rng;
 
 /// Sample rate and length of every clip written (the Speech Commands format).

@@ -115,7 +115,8 @@ pub fn channels_first(x: &[f32], channels: usize) -> Vec<f32> {
     out
 }
 
-/// The spike function with its surrogate derivative.
+/// The spike function: Heaviside forward, `Surrogate::derivative` backward (the graph
+/// holds a primitive of the derivative, straight-through).
 pub fn spike(u: Tensor<2>, surrogate: Surrogate, k: f32) -> Tensor<2> {
     let sg = match surrogate {
         Surrogate::Sigmoid => sigmoid(u.clone().mul_scalar(k)),
@@ -410,60 +411,55 @@ mod tests {
     }
 
     #[test]
-    fn sigmoid_surrogate_gradient_is_exact() {
+    fn every_surrogate_gradient_is_its_stated_derivative() {
         let dev = device();
-        let u: Tensor<2> = Tensor::from_data(
-            TensorData::new(vec![-1.0f32, -0.1, 0.0, 0.3, 2.0], [1, 5]),
-            &dev,
-        )
-        .require_grad();
-        let k = 5.0;
-        let s = spike(u.clone(), Surrogate::Sigmoid, k);
-        let fwd = s.clone().into_data().try_to_vec::<f32>().unwrap();
-        assert_eq!(fwd, vec![0.0, 0.0, 0.0, 1.0, 1.0]);
-        let grads = s.sum().backward();
-        let g = u
-            .grad(&grads)
-            .unwrap()
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap();
-        for (x, gx) in [-1.0f32, -0.1, 0.0, 0.3, 2.0].iter().zip(g) {
-            let sig = 1.0 / (1.0 + (-k * x).exp());
-            let want = k * sig * (1.0 - sig);
-            assert!((gx - want).abs() < 1e-5, "u={x}: {gx} vs {want}");
+        let xs = [-1.0f32, -0.5, -0.1, 0.0, 0.2, 0.3, 1.0, 2.0];
+        for sur in [
+            Surrogate::Sigmoid,
+            Surrogate::FastSigmoid,
+            Surrogate::Arctan,
+        ] {
+            for k in [2.0f32, 5.0] {
+                let u: Tensor<2> =
+                    Tensor::from_data(TensorData::new(xs.to_vec(), [1, 8]), &dev).require_grad();
+                let s = spike(u.clone(), sur, k);
+                let fwd = s.clone().into_data().try_to_vec::<f32>().unwrap();
+                let want_fwd: Vec<f32> = xs.iter().map(|x| (*x > 0.0) as u8 as f32).collect();
+                assert_eq!(fwd, want_fwd, "{sur:?}: forward is the Heaviside step");
+                let grads = s.sum().backward();
+                let g = u
+                    .grad(&grads)
+                    .unwrap()
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .unwrap();
+                for (x, gx) in xs.iter().zip(g) {
+                    let want = sur.derivative(*x, k);
+                    assert!(
+                        (gx - want).abs() < 1e-5,
+                        "{sur:?} k={k} u={x}: {gx} vs {want}"
+                    );
+                }
+            }
         }
     }
 
     #[test]
-    fn fast_sigmoid_and_arctan_gradients() {
-        let dev = device();
-        let xs = [-0.5f32, 0.2, 1.0];
-        for (sur, f) in [
-            (
-                Surrogate::FastSigmoid,
-                Box::new(|x: f32, k: f32| 1.0 / (1.0 + k * x.abs()).powi(2))
-                    as Box<dyn Fn(f32, f32) -> f32>,
-            ),
-            (
-                Surrogate::Arctan,
-                Box::new(|x: f32, k: f32| {
-                    (k / 2.0) / (1.0 + (std::f32::consts::PI * k * x / 2.0).powi(2))
-                }),
-            ),
+    fn surrogate_peaks_are_the_documented_ones() {
+        let k = 5.0;
+        assert!((Surrogate::Sigmoid.derivative(0.0, k) - k / 4.0).abs() < 1e-6);
+        assert!((Surrogate::FastSigmoid.derivative(0.0, k) - 1.0).abs() < 1e-6);
+        assert!((Surrogate::Arctan.derivative(0.0, k) - k / 2.0).abs() < 1e-6);
+        for sur in [
+            Surrogate::Sigmoid,
+            Surrogate::FastSigmoid,
+            Surrogate::Arctan,
         ] {
-            let u: Tensor<2> =
-                Tensor::from_data(TensorData::new(xs.to_vec(), [1, 3]), &dev).require_grad();
-            let grads = spike(u.clone(), sur, 2.0).sum().backward();
-            let g = u
-                .grad(&grads)
-                .unwrap()
-                .into_data()
-                .try_to_vec::<f32>()
-                .unwrap();
-            for (x, gx) in xs.iter().zip(g) {
-                assert!((gx - f(*x, 2.0)).abs() < 1e-5, "{sur:?} u={x}");
-            }
+            assert!(
+                sur.derivative(0.3, k) < sur.derivative(0.0, k),
+                "{sur:?} peaks at 0"
+            );
+            assert!((sur.derivative(0.3, k) - sur.derivative(-0.3, k)).abs() < 1e-6);
         }
     }
 

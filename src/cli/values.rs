@@ -1,0 +1,96 @@
+//! Range-checked parsers for numeric options: a value out of range is refused by the
+//! argument parser with a one-line error naming the option, before anything runs.
+
+/// An integer of at least 1.
+pub fn count(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a whole number"))?;
+    if n == 0 {
+        return Err("must be at least 1".into());
+    }
+    Ok(n)
+}
+
+/// A finite number above 0.
+pub fn positive(s: &str) -> Result<f32, String> {
+    let v = finite(s)?;
+    if v <= 0.0 {
+        return Err(format!("{v} must be above 0"));
+    }
+    Ok(v)
+}
+
+/// A finite number of at least 0.
+pub fn non_negative(s: &str) -> Result<f32, String> {
+    let v = finite(s)?;
+    if v < 0.0 {
+        return Err(format!("{v} must not be negative"));
+    }
+    Ok(v)
+}
+
+/// A probability in [0, 1].
+pub fn probability(s: &str) -> Result<f32, String> {
+    let v = finite(s)?;
+    if !(0.0..=1.0).contains(&v) {
+        return Err(format!("{v} is outside 0..1"));
+    }
+    Ok(v)
+}
+
+/// A share in [0, 1) (a dropout probability: 1 would drop everything).
+pub fn below_one(s: &str) -> Result<f32, String> {
+    let v = finite(s)?;
+    if !(0.0..1.0).contains(&v) {
+        return Err(format!("{v} must be at least 0 and below 1"));
+    }
+    Ok(v)
+}
+
+/// A learning rate: finite, above 0, at most 10.
+pub fn learning_rate(s: &str) -> Result<f64, String> {
+    let v = f64::from(positive(s)?);
+    if v > 10.0 {
+        return Err(format!("{v} is not a learning rate (above 10)"));
+    }
+    Ok(v)
+}
+
+/// A duration in seconds: finite, above 0, at most a year.
+pub fn seconds(s: &str) -> Result<f64, String> {
+    let v = f64::from(positive(s)?);
+    if v > 3.2e7 {
+        return Err(format!("{v} s is more than a year"));
+    }
+    Ok(v)
+}
+
+fn finite(s: &str) -> Result<f32, String> {
+    let v: f32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number"))?;
+    if !v.is_finite() {
+        return Err(format!("'{s}' is not a finite number"));
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_range_values_are_refused() {
+        assert!(count("0").is_err() && count("-1").is_err() && count("x").is_err());
+        assert_eq!(count("3"), Ok(3));
+        assert!(positive("0").is_err() && positive("nan").is_err() && positive("inf").is_err());
+        assert!(probability("1.01").is_err() && probability("-0.1").is_err());
+        assert_eq!(probability("1"), Ok(1.0));
+        assert!(below_one("1").is_err() && below_one("0").is_ok());
+        assert!(non_negative("-1e-9").is_err() && non_negative("0").is_ok());
+        assert!(learning_rate("0").is_err() && learning_rate("11").is_err());
+        assert!(seconds("0").is_err() && seconds("1e9").is_err() && seconds("2.5").is_ok());
+    }
+}
