@@ -2,7 +2,7 @@
 //! decision is to perturbations smaller than any context (one frame), on the held-out
 //! Speech Commands speakers.
 //!
-//!     cargo run --release --example stream_agreement -- [MODEL] [official|salted] [test|validation]
+//!     SPIKEWORD_DATA=DIR cargo run --release --example stream_agreement -- [MODEL] [official|salted] [test|validation]
 //!
 //! The speaker split is the model's own (its training record), or the one given; the
 //! clips are its test speakers, or its validation speakers (to choose between models
@@ -18,7 +18,7 @@
 //! noise against the offline decision where it would be reported (a command word above
 //! the detection threshold; otherwise no event).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use spikeword::audio::fit_length;
 use spikeword::data::{Dataset, Split, SplitRule};
@@ -35,12 +35,16 @@ fn main() -> anyhow::Result<()> {
         .map(PathBuf::from)
         .unwrap_or_else(spikeword::model::default_model_path);
     let m = Model::load(&path)?;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/speech_commands");
+    let root = std::env::var_os("SPIKEWORD_DATA")
+        .map(PathBuf::from)
+        .ok_or_else(|| {
+            anyhow::anyhow!("set SPIKEWORD_DATA to a Speech Commands folder (official layout)")
+        })?;
     let rule = match std::env::args().nth(2).as_deref() {
         Some("salted") => SplitRule::Salted,
         Some("official") => SplitRule::Official,
         Some(other) => anyhow::bail!("split rule {other:?}: use official or salted"),
-        None => model_split_rule(&m),
+        None => model_split_rule(&m)?,
     };
     let ds = Dataset::scan(&root, &rule)?;
     let split = match std::env::args().nth(3).as_deref() {

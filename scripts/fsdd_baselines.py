@@ -20,8 +20,8 @@ from sklearn.preprocessing import StandardScaler
 
 p = argparse.ArgumentParser()
 p.add_argument("--model", default="models/gsc12.safetensors")
-p.add_argument("--fsdd", default="../shared/data/fsdd")
-p.add_argument("--gsc", default="../shared/data/speech_commands")
+p.add_argument("--fsdd", default=os.environ.get("SPIKEWORD_FSDD", "../shared/data/fsdd"))
+p.add_argument("--gsc", default=os.environ.get("SPIKEWORD_DATA", "../shared/data/speech_commands"))
 p.add_argument("--speaker", default="jackson")
 p.add_argument("--k", type=int, default=10)
 a = p.parse_args()

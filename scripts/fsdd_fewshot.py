@@ -11,8 +11,8 @@ import argparse, json, os, subprocess, sys, tempfile, time
 
 p = argparse.ArgumentParser()
 p.add_argument("--bin", default="target/release/spikeword")
-p.add_argument("--fsdd", default="../shared/data/fsdd")
-p.add_argument("--gsc", default="../shared/data/speech_commands")
+p.add_argument("--fsdd", default=os.environ.get("SPIKEWORD_FSDD", "../shared/data/fsdd"))
+p.add_argument("--gsc", default=os.environ.get("SPIKEWORD_DATA", "../shared/data/speech_commands"))
 p.add_argument("--model", default="models/gsc12.safetensors")
 p.add_argument("--speaker", default="jackson")
 p.add_argument("--ks", default="1,3,5,10,20")

@@ -12,7 +12,7 @@ from gsc_split import KEYWORDS, read_clip, salted_split
 
 p = argparse.ArgumentParser()
 p.add_argument("--bin", default="target/release/spikeword")
-p.add_argument("--gsc", default="../shared/data/speech_commands")
+p.add_argument("--gsc", default=os.environ.get("SPIKEWORD_DATA", "../shared/data/speech_commands"))
 p.add_argument("--n", type=int, default=60)
 a = p.parse_args()
 

@@ -13,7 +13,7 @@ from gsc_split import KEYWORDS, read_clip, salted_split
 
 p = argparse.ArgumentParser()
 p.add_argument("--bin", default="target/release/spikeword")
-p.add_argument("--gsc", default="../shared/data/speech_commands")
+p.add_argument("--gsc", default=os.environ.get("SPIKEWORD_DATA", "../shared/data/speech_commands"))
 p.add_argument("--split", default="test", choices=["test", "val"])
 p.add_argument("--model", action="append", default=None)
 p.add_argument("--thresholds", default="0.4,0.5,0.6")

@@ -12,7 +12,11 @@ Each block looks like
 `spikeword` means target/release/spikeword (build it first). Run from the crate root:
     python3 scripts/update_readme.py
 """
-import re, shlex, subprocess
+import os, re, shlex, subprocess
+
+# The commands that replay Speech Commands (retrain) find it where the tests do.
+ENV = dict(os.environ)
+ENV.setdefault("SPIKEWORD_DATA", "../shared/data/speech_commands")
 
 text = open("README.md").read()
 pat = re.compile(r"(<!-- run: (.*?) -->\n)```text\n.*?```\n(<!-- end -->)", re.S)
@@ -22,7 +26,7 @@ def refresh(m):
     argv = shlex.split(cmd)
     if argv[0] == "spikeword":
         argv[0] = "target/release/spikeword"
-    r = subprocess.run(argv, capture_output=True, text=True)
+    r = subprocess.run(argv, capture_output=True, text=True, env=ENV)
     out = (r.stdout + r.stderr).rstrip("\n")
     # Progress bars and terminal control characters do not belong in a document.
     out = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", out)

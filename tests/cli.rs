@@ -278,15 +278,145 @@ fn the_model_file_reproduces_its_predictions() {
 
 #[test]
 fn impossible_training_options_are_refused_before_any_work() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().to_str().unwrap().to_string();
+    // Out-of-range values: refused by the argument parser (exit 2, usage errors).
     for (args, msg) in [
-        (vec!["train", "--dropout", "1"], "--dropout"),
-        (vec!["train", "--word-head=-1"], "--word-head"),
-        (vec!["train", "--leak-max", "1"], "--leak-max"),
-        (vec!["train", "--leak-max", "0"], "--leak-max"),
-        (vec!["train", "--batch", "0"], "--batch"),
+        (vec!["--dropout", "1"], "--dropout"),
+        (vec!["--word-head=-1"], "--word-head"),
+        (vec!["--batch", "0"], "--batch"),
+        (vec!["--kernel", "0"], "--kernel"),
+        (vec!["--dilations", "0,1,2"], "--dilations"),
+        (vec!["--channels", "64,0,64"], "--channels"),
+        (vec!["--epochs", "0"], "--epochs"),
+        (vec!["--lr", "nan"], "--lr"),
+        (vec!["--surrogate-slope=-1"], "--surrogate-slope"),
+        (vec!["--rate-target", "1.5"], "--rate-target"),
+    ] {
+        let mut full = vec!["train", "--data", &data];
+        full.extend(&args);
+        let o = run(&full);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(msg), "{args:?}: {}", stderr(&o));
+    }
+    // Values each fine alone but not together, or beyond what a network may be: exit 1.
+    for (args, msg) in [
+        (vec!["--leak-max", "1"], "--leak-max"),
+        (vec!["--leak-max", "0"], "--leak-max"),
+        (
+            vec!["--channels", "64,64", "--dilations", "1,2,4"],
+            "dilations for 2 layers",
+        ),
+        (vec!["--kernel", "65"], "kernel of 65 frames"),
+        (vec!["--dilations", "1,4,5000"], "dilation 5000"),
+        (vec!["--decision-frames", "99"], "--decision-frames"),
+    ] {
+        let mut full = vec!["train", "--data", &data];
+        full.extend(&args);
+        let o = run(&full);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(msg), "{args:?}: {}", stderr(&o));
+        assert_eq!(stderr(&o).lines().count(), 1, "{args:?}: {}", stderr(&o));
+    }
+    // No data folder at all: a pointer to the flag and the variable.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_spikeword"))
+        .args(["train"])
+        .env_remove("SPIKEWORD_DATA")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--data"), "{}", stderr(&o));
+}
+
+#[test]
+fn detector_options_are_checked_against_the_model() {
+    let demo = root().join("assets/demo_words.wav");
+    let demo = demo.to_str().unwrap();
+    let o = run(&["detect", demo, "--word-threshold", "yse=0.8"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no word 'yse'"), "{}", stderr(&o));
+    let o = run(&["detect", demo, "--word-threshold", "_silence_=0.8"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    for args in [
+        vec!["detect", demo, "--threshold", "2"],
+        vec!["detect", demo, "--window", "0"],
+        vec!["detect", demo, "--refractory=-1"],
+        vec!["classify", demo, "--top", "0"],
+        vec!["listen", "--input", demo, "--seconds", "nan"],
     ] {
         let o = run(&args);
-        assert_eq!(o.status.code(), Some(1), "{args:?}");
-        assert!(stderr(&o).contains(msg), "{args:?}: {}", stderr(&o));
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).starts_with("error: invalid value"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+    let o = run(&["detect", demo, "--word-threshold", "yes=0.8"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn audio_shorter_than_one_analysis_window_is_an_error_not_zero_frames() {
+    let d = tempfile::tempdir().unwrap();
+    let short = d.path().join("short.wav");
+    spikeword::audio::wav::write_pcm16(&short, &[0.1; 100], 16000).unwrap();
+    let s = short.to_str().unwrap();
+    let npy = d.path().join("x.npy");
+    for args in [
+        vec!["features", s, "--out", npy.to_str().unwrap()],
+        vec!["detect", s],
+        vec![
+            "inspect",
+            s,
+            "--png",
+            d.path().join("x.png").to_str().unwrap(),
+        ],
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("shorter than one 30 ms analysis window"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+    assert!(!npy.exists());
+}
+
+#[test]
+fn every_subcommand_parses_its_options_with_their_defaults() {
+    // Past the argument parser, each fails on the missing input with exit 1: a parser
+    // whose type does not match its option would panic here instead.
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("out");
+    let out = out.to_str().unwrap();
+    for args in [
+        vec!["classify", "/nonexistent.wav"],
+        vec!["detect", "/nonexistent.wav"],
+        vec!["listen", "--input", "/nonexistent.wav"],
+        vec!["inspect", "/nonexistent.wav"],
+        vec![
+            "features",
+            "/nonexistent.wav",
+            "--out",
+            "/nonexistent/x.npy",
+        ],
+        vec!["eval", "--data", "/nonexistent"],
+        vec!["train", "--data", "/nonexistent", "--run-dir", out],
+        vec!["retrain", "--data", "/nonexistent", "--out", out],
+        vec!["ensemble", "/nonexistent.a", "/nonexistent.b", "--out", out],
+        vec!["info", "--model", "/nonexistent"],
+        vec!["record", "w", "--input", "/nonexistent.wav", "--dir", out],
+    ] {
+        let o = run(&args);
+        // classify goes on past unreadable files and says so with exit 2.
+        let want = if args[0] == "classify" { 2 } else { 1 };
+        assert_eq!(o.status.code(), Some(want), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).starts_with("error: "),
+            "{args:?}: {}",
+            stderr(&o)
+        );
     }
 }

@@ -38,7 +38,7 @@ pub struct Args {
     /// Largest share of held-out old-word clips the new words may take over (the new
     /// words' biases are lowered until this holds).
     #[arg(long, default_value_t = 0.01, value_parser = super::values::probability)]
-    max_old_drop: f64,
+    max_old_drop: f32,
     /// Augmented copies per example.
     #[arg(long, default_value_t = 40, value_parser = super::values::count)]
     copies: usize,
@@ -91,7 +91,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         seed: a.seed,
         extra,
         finetune_epochs: if a.finetune { a.finetune_epochs } else { 0 },
-        max_old_drop: a.max_old_drop,
+        max_old_drop: f64::from(a.max_old_drop),
     };
     let result = retrain(&base, &opts);
     if a.tts {
@@ -123,7 +123,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         pct(report.old_accuracy),
         pct(report.false_accept_unknown),
         pct(report.false_accept_noise),
-        100.0 * a.max_old_drop,
+        100.0 * f64::from(a.max_old_drop),
         report.new_word_bias_shift,
         report.seconds,
         if report.warnings.is_empty() {
@@ -157,7 +157,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
             println!(
                 "  new words' scores lowered by {:.3} so that at most {:.1} % of held-out old-word clips turn into new words (--max-old-drop)",
                 report.new_word_bias_shift,
-                100.0 * a.max_old_drop
+                100.0 * f64::from(a.max_old_drop)
             );
         }
     }

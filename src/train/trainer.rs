@@ -564,7 +564,7 @@ impl Run {
             sums.add(&fwd, &loss, y, b);
             let grads = GradientsParams::from_grads(loss.backward(), &tn);
             tn = self.optim.step(lr, tn, grads).clamp(opts.leak_max);
-            if sums.steps % 16 == 0 {
+            if sums.steps.is_multiple_of(16) {
                 pb.set_message(sums.read()?.message(opts.features.frame_rate()));
             }
             pb.set_position(sums.seen as u64);
