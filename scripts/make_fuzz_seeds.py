@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Writes the seed corpus of the model-file fuzz target (fuzz/corpus/model_file/): a
-tiny valid one-network model and copies with one field of its config made absurd, the
-kinds of edits that once made the apps panic or hang. Run from the crate root."""
+"""Writes tests/fixtures/edited_models/ (read by tests/model_files.rs) and the same files
+as seeds of the model-file fuzz target (fuzz/corpus/model_file/): a tiny valid
+one-network model and copies with one field of its config made absurd, the kinds of
+edits that once made the apps panic or hang. Run from the crate root."""
 import json, os, random, struct
 
-OUT = "fuzz/corpus/model_file"
+OUTS = ["tests/fixtures/edited_models", "fuzz/corpus/model_file"]
 
 def config(**edits):
     feats = dict(sample_rate=16000, n_mels=8, fmin=20.0, fmax=4000.0,
@@ -54,7 +55,6 @@ def safetensors(cfg, rng, meta_extra=None):
 
 def main():
     rng = random.Random(1)
-    os.makedirs(OUT, exist_ok=True)
     seeds = {
         "valid": config(),
         "hop-above-window": config(**{"features.hop_length": 960}),
@@ -67,10 +67,12 @@ def main():
         "duplicate-labels": config(labels=["yes", "yes", "_silence_"]),
         "short-norm": config(norm_std=[3.0] * 3),
     }
-    for name, cfg in seeds.items():
-        with open(os.path.join(OUT, name), "wb") as f:
-            f.write(safetensors(cfg, rng))
-    with open(os.path.join(OUT, "two-members"), "wb") as f:
-        f.write(safetensors(config(), rng, {"members": "2", "format_version": "2"}))
+    files = {name: safetensors(cfg, rng) for name, cfg in seeds.items()}
+    files["two-members"] = safetensors(config(), rng, {"members": "2", "format_version": "2"})
+    for out in OUTS:
+        os.makedirs(out, exist_ok=True)
+        for name, data in files.items():
+            with open(os.path.join(out, name), "wb") as f:
+                f.write(data)
 
 main()

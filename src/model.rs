@@ -155,114 +155,16 @@ impl Model {
         Self::from_bytes(&bytes, &p)
     }
 
+    /// Reads a model from the bytes of a file named `p` (for messages): the header, the
+    /// whole configuration (validated), then every member's tensors against it.
     pub fn from_bytes(bytes: &[u8], p: &str) -> Result<Model, ModelError> {
-        let not = |why: String| ModelError::NotAModel(p.to_string(), why);
-        let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| not(e.to_string()))?;
-        let md = meta.metadata().clone().unwrap_or_default();
-        if md.get("format").map(String::as_str) != Some(FORMAT_NAME) {
-            return Err(not("no spikeword format tag".into()));
-        }
-        let version = md.get("format_version").cloned().unwrap_or_default();
-        if !(1..=FORMAT_VERSION).any(|v| v.to_string() == version) {
-            return Err(ModelError::Version {
-                path: p.to_string(),
-                found: version,
-            });
-        }
-        let invalid = |why: String| ModelError::Invalid(p.to_string(), why);
-        let config: ModelConfig = serde_json::from_str(
-            md.get("config")
-                .ok_or_else(|| invalid("no config".into()))?,
-        )
-        .map_err(|e| invalid(format!("config: {e}")))?;
-        config.validate().map_err(invalid)?;
-        let training = md
-            .get("training")
-            .and_then(|t| serde_json::from_str(t).ok())
-            .unwrap_or(serde_json::Value::Null);
-        let st = SafeTensors::deserialize(bytes).map_err(|e| not(e.to_string()))?;
-        let get = |name: &str, shape: &[usize]| -> Result<Vec<f32>, ModelError> {
-            let t = st
-                .tensor(name)
-                .map_err(|_| invalid(format!("missing tensor {name}")))?;
-            if t.dtype() != Dtype::F32 || t.shape() != shape {
-                return Err(invalid(format!(
-                    "tensor {name}: {:?} {:?}, expected F32 {shape:?}",
-                    t.dtype(),
-                    t.shape()
-                )));
-            }
-            let v: Vec<f32> = t
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
-            if v.iter().any(|x| !x.is_finite()) {
-                return Err(invalid(format!("tensor {name} holds non-finite values")));
-            }
-            Ok(v)
-        };
-        // Leaks outside [0, 1] diverge; a threshold at or below 0 fires every frame.
-        let ranged = |name: &str, shape: &[usize], lo: f32, hi: f32, open_lo: bool| {
-            let v = get(name, shape)?;
-            match v
-                .iter()
-                .find(|x| **x > hi || **x < lo || (open_lo && **x == lo))
-            {
-                Some(x) => Err(invalid(format!(
-                    "tensor {name} holds {x}, outside {lo}..{hi}"
-                ))),
-                None => Ok(v),
-            }
-        };
-        let net_cfg = &config.network;
-        let n_mels = config.features.n_mels;
-        let n = config.labels.len();
-        let members: usize = match md.get("members") {
-            None => 1,
-            Some(k) => k
-                .parse()
-                .ok()
-                .filter(|k| (1..=64).contains(k))
-                .ok_or_else(|| invalid(format!("members: {k}")))?,
-        };
-        let mut nets = Vec::with_capacity(members);
-        for k in 0..members {
-            let pre = member_prefix(k);
-            let mut prev = config.encoder.out_channels(n_mels);
-            let mut layers = Vec::new();
-            for (i, (&c, &d)) in net_cfg.channels.iter().zip(&net_cfg.dilations).enumerate() {
-                let kk = net_cfg.kernel;
-                let w = get(&format!("{pre}layers.{i}.weight"), &[c, prev, kk])?;
-                layers.push(SpikingLayer::from_conv(
-                    &w,
-                    (c, prev, kk),
-                    d,
-                    get(&format!("{pre}layers.{i}.bias"), &[c])?,
-                    ranged(&format!("{pre}layers.{i}.beta"), &[c], 0.0, 1.0, false)?,
-                    ranged(
-                        &format!("{pre}layers.{i}.threshold"),
-                        &[c],
-                        0.0,
-                        f32::MAX,
-                        true,
-                    )?,
-                ));
-                prev = c;
-            }
-            let readout = Readout {
-                c_in: prev,
-                n_classes: n,
-                w: get(&format!("{pre}readout.weight"), &[prev, n])?,
-                bias: get(&format!("{pre}readout.bias"), &[n])?,
-                beta: ranged(&format!("{pre}readout.beta"), &[n], 0.0, 1.0, false)?,
-            };
-            nets.push(Network {
-                config: net_cfg.clone(),
-                layers,
-                readout,
-            });
-        }
+        let (config, training, members) = read_header(bytes, p)?;
+        let st = SafeTensors::deserialize(bytes)
+            .map_err(|e| ModelError::NotAModel(p.to_string(), e.to_string()))?;
+        let tensors = Tensors { st, path: p };
+        let nets = (0..members)
+            .map(|k| tensors.member(&config, k))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Model {
             net: Ensemble { members: nets },
             config,
@@ -407,6 +309,136 @@ impl Model {
             synops: st.synops(),
             frames: st.frames() as usize,
         }
+    }
+}
+
+/// The metadata of a model file: its validated configuration, training record and
+/// number of networks.
+fn read_header(
+    bytes: &[u8],
+    p: &str,
+) -> Result<(ModelConfig, serde_json::Value, usize), ModelError> {
+    let not = |why: String| ModelError::NotAModel(p.to_string(), why);
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| not(e.to_string()))?;
+    let md = meta.metadata().clone().unwrap_or_default();
+    if md.get("format").map(String::as_str) != Some(FORMAT_NAME) {
+        return Err(not("no spikeword format tag".into()));
+    }
+    let version = md.get("format_version").cloned().unwrap_or_default();
+    if !(1..=FORMAT_VERSION).any(|v| v.to_string() == version) {
+        return Err(ModelError::Version {
+            path: p.to_string(),
+            found: version,
+        });
+    }
+    let invalid = |why: String| ModelError::Invalid(p.to_string(), why);
+    let config: ModelConfig = serde_json::from_str(
+        md.get("config")
+            .ok_or_else(|| invalid("no config".into()))?,
+    )
+    .map_err(|e| invalid(format!("config: {e}")))?;
+    config.validate().map_err(invalid)?;
+    let training = match md.get("training") {
+        None => serde_json::Value::Null,
+        Some(t) => serde_json::from_str(t).map_err(|e| invalid(format!("training record: {e}")))?,
+    };
+    let members = match md.get("members") {
+        None => 1,
+        Some(k) => k
+            .parse()
+            .ok()
+            .filter(|k| (1..=64).contains(k))
+            .ok_or_else(|| invalid(format!("members: {k}")))?,
+    };
+    Ok((config, training, members))
+}
+
+/// The tensors of a model file, read by name and checked against the shape the
+/// configuration implies.
+struct Tensors<'a> {
+    st: SafeTensors<'a>,
+    path: &'a str,
+}
+
+impl Tensors<'_> {
+    fn invalid(&self, why: String) -> ModelError {
+        ModelError::Invalid(self.path.to_string(), why)
+    }
+
+    /// A finite F32 tensor of exactly `shape`.
+    fn get(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>, ModelError> {
+        let t = self
+            .st
+            .tensor(name)
+            .map_err(|_| self.invalid(format!("missing tensor {name}")))?;
+        if t.dtype() != Dtype::F32 || t.shape() != shape {
+            return Err(self.invalid(format!(
+                "tensor {name}: {:?} {:?}, expected F32 {shape:?}",
+                t.dtype(),
+                t.shape()
+            )));
+        }
+        let v: Vec<f32> = t
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        if v.iter().any(|x| !x.is_finite()) {
+            return Err(self.invalid(format!("tensor {name} holds non-finite values")));
+        }
+        Ok(v)
+    }
+
+    /// Leaks: within [0, 1] (outside they diverge or oscillate).
+    fn leaks(&self, name: &str, n: usize) -> Result<Vec<f32>, ModelError> {
+        let v = self.get(name, &[n])?;
+        match v.iter().find(|x| !(0.0..=1.0).contains(*x)) {
+            Some(x) => Err(self.invalid(format!("tensor {name} holds {x}, outside 0..1"))),
+            None => Ok(v),
+        }
+    }
+
+    /// Thresholds: above 0 (at or below it a neuron fires every frame).
+    fn thresholds(&self, name: &str, n: usize) -> Result<Vec<f32>, ModelError> {
+        let v = self.get(name, &[n])?;
+        match v.iter().find(|x| **x <= 0.0) {
+            Some(x) => Err(self.invalid(format!("tensor {name} holds {x}, not above 0"))),
+            None => Ok(v),
+        }
+    }
+
+    /// Network `k` of the file.
+    fn member(&self, config: &ModelConfig, k: usize) -> Result<Network, ModelError> {
+        let pre = member_prefix(k);
+        let net = &config.network;
+        let n = config.labels.len();
+        let mut prev = config.encoder.out_channels(config.features.n_mels);
+        let mut layers = Vec::new();
+        for (i, (&c, &d)) in net.channels.iter().zip(&net.dilations).enumerate() {
+            let name = |what: &str| format!("{pre}layers.{i}.{what}");
+            let w = self.get(&name("weight"), &[c, prev, net.kernel])?;
+            layers.push(SpikingLayer::from_conv(
+                &w,
+                (c, prev, net.kernel),
+                d,
+                self.get(&name("bias"), &[c])?,
+                self.leaks(&name("beta"), c)?,
+                self.thresholds(&name("threshold"), c)?,
+            ));
+            prev = c;
+        }
+        let readout = Readout {
+            c_in: prev,
+            n_classes: n,
+            w: self.get(&format!("{pre}readout.weight"), &[prev, n])?,
+            bias: self.get(&format!("{pre}readout.bias"), &[n])?,
+            beta: self.leaks(&format!("{pre}readout.beta"), n)?,
+        };
+        Ok(Network {
+            config: net.clone(),
+            layers,
+            readout,
+        })
     }
 }
 

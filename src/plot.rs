@@ -73,45 +73,7 @@ pub fn figure_png(fig: &Figure, path: &Path) -> Result<()> {
     root.fill(&WHITE).map_err(err)?;
     let root = root.titled(&fig.title, ("sans-serif", 22)).map_err(err)?;
     let panels = root.split_evenly((3, 1));
-
-    // Waveform (min/max per pixel column).
-    {
-        let mut c = ChartBuilder::on(&panels[0])
-            .margin(8)
-            .x_label_area_size(28)
-            .y_label_area_size(60)
-            .caption("waveform", ("sans-serif", 16))
-            .build_cartesian_2d(0f32..duration.max(1e-3), -1f32..1f32)
-            .map_err(err)?;
-        c.configure_mesh()
-            .x_desc("time (s)")
-            .y_desc("amplitude")
-            .draw()
-            .map_err(err)?;
-        let cols = width as usize;
-        let per = (fig.samples.len() / cols).max(1);
-        let pts = fig.samples.chunks(per).enumerate().flat_map(|(i, ch)| {
-            let t = (i * per) as f32 / fig.sample_rate as f32;
-            let lo = ch.iter().cloned().fold(f32::INFINITY, f32::min);
-            let hi = ch.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-            [(t, lo), (t, hi)]
-        });
-        c.draw_series(LineSeries::new(pts, &BLUE)).map_err(err)?;
-        for m in &fig.marks {
-            c.draw_series(std::iter::once(Rectangle::new(
-                [(m.start, -1.0), (m.end, 1.0)],
-                RED.mix(0.15).filled(),
-            )))
-            .map_err(err)?;
-            c.draw_series(std::iter::once(Text::new(
-                m.label.clone(),
-                (m.start, 0.85),
-                ("sans-serif", 16).into_font().color(&RED),
-            )))
-            .map_err(err)?;
-        }
-    }
-    // Log-mel spectrogram.
+    waveform_panel(&panels[0], fig, duration, width as usize)?;
     heatmap(
         &panels[1],
         "log-mel spectrogram",
@@ -121,45 +83,95 @@ pub fn figure_png(fig: &Figure, path: &Path) -> Result<()> {
         "mel band",
         true,
     )?;
-    // Spike raster.
-    {
-        let n_frames = fig.raster.len() / fig.raster_channels.max(1);
-        let dur = n_frames as f32 / fig.frame_rate;
-        let mut c = ChartBuilder::on(&panels[2])
-            .margin(8)
-            .x_label_area_size(28)
-            .y_label_area_size(60)
-            .caption(&fig.raster_label, ("sans-serif", 16))
-            .build_cartesian_2d(
-                0f32..dur.max(duration).max(1e-3),
-                0f32..fig.raster_channels as f32,
-            )
-            .map_err(err)?;
-        c.configure_mesh()
-            .x_desc("time (s)")
-            .y_desc("channel")
-            .draw()
-            .map_err(err)?;
-        let dots = fig
-            .raster
-            .chunks(fig.raster_channels.max(1))
-            .enumerate()
-            .flat_map(|(t, f)| {
-                f.iter()
-                    .enumerate()
-                    .filter(|(_, v)| **v != 0.0)
-                    .map(move |(ch, _)| {
-                        Circle::new(
-                            (t as f32 / fig.frame_rate, ch as f32 + 0.5),
-                            1,
-                            BLACK.filled(),
-                        )
-                    })
-                    .collect::<Vec<_>>()
-            });
-        c.draw_series(dots).map_err(err)?;
-    }
+    raster_panel(&panels[2], fig, duration)?;
     root.present().map_err(err)?;
+    Ok(())
+}
+
+/// The waveform as min/max per pixel column, with the word marks over it.
+fn waveform_panel(
+    area: &DrawingArea<BitMapBackend, plotters::coord::Shift>,
+    fig: &Figure,
+    duration: f32,
+    cols: usize,
+) -> Result<()> {
+    let mut c = ChartBuilder::on(area)
+        .margin(8)
+        .x_label_area_size(28)
+        .y_label_area_size(60)
+        .caption("waveform", ("sans-serif", 16))
+        .build_cartesian_2d(0f32..duration.max(1e-3), -1f32..1f32)
+        .map_err(err)?;
+    c.configure_mesh()
+        .x_desc("time (s)")
+        .y_desc("amplitude")
+        .draw()
+        .map_err(err)?;
+    let per = (fig.samples.len() / cols).max(1);
+    let pts = fig.samples.chunks(per).enumerate().flat_map(|(i, ch)| {
+        let t = (i * per) as f32 / fig.sample_rate as f32;
+        let lo = ch.iter().cloned().fold(f32::INFINITY, f32::min);
+        let hi = ch.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+        [(t, lo), (t, hi)]
+    });
+    c.draw_series(LineSeries::new(pts, &BLUE)).map_err(err)?;
+    for m in &fig.marks {
+        c.draw_series(std::iter::once(Rectangle::new(
+            [(m.start, -1.0), (m.end, 1.0)],
+            RED.mix(0.15).filled(),
+        )))
+        .map_err(err)?;
+        c.draw_series(std::iter::once(Text::new(
+            m.label.clone(),
+            (m.start, 0.85),
+            ("sans-serif", 16).into_font().color(&RED),
+        )))
+        .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// The input spikes as one dot per spike, on the waveform's time axis.
+fn raster_panel(
+    area: &DrawingArea<BitMapBackend, plotters::coord::Shift>,
+    fig: &Figure,
+    duration: f32,
+) -> Result<()> {
+    let n_frames = fig.raster.len() / fig.raster_channels.max(1);
+    let dur = n_frames as f32 / fig.frame_rate;
+    let mut c = ChartBuilder::on(area)
+        .margin(8)
+        .x_label_area_size(28)
+        .y_label_area_size(60)
+        .caption(&fig.raster_label, ("sans-serif", 16))
+        .build_cartesian_2d(
+            0f32..dur.max(duration).max(1e-3),
+            0f32..fig.raster_channels as f32,
+        )
+        .map_err(err)?;
+    c.configure_mesh()
+        .x_desc("time (s)")
+        .y_desc("channel")
+        .draw()
+        .map_err(err)?;
+    let dots = fig
+        .raster
+        .chunks(fig.raster_channels.max(1))
+        .enumerate()
+        .flat_map(|(t, f)| {
+            f.iter()
+                .enumerate()
+                .filter(|(_, v)| **v != 0.0)
+                .map(move |(ch, _)| {
+                    Circle::new(
+                        (t as f32 / fig.frame_rate, ch as f32 + 0.5),
+                        1,
+                        BLACK.filled(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        });
+    c.draw_series(dots).map_err(err)?;
     Ok(())
 }
 

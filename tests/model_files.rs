@@ -1,5 +1,6 @@
-//! A model file is user input: files whose config was edited into nonsense (the seeds of
-//! the model-file fuzz target, `scripts/make_fuzz_seeds.py`) are refused on load with a
+//! A model file is user input: files whose config was edited into nonsense
+//! (tests/fixtures/edited_models, made by `scripts/make_fuzz_seeds.py`; also the seeds of
+//! the model-file fuzz target) are refused on load with a
 //! message naming what is wrong, by the library and by every command that reads a model.
 
 use std::path::{Path, PathBuf};

@@ -3,6 +3,7 @@
 //! forward. It computes what the frame-by-frame engine in `snn` computes.
 
 pub mod classify;
+pub mod lif;
 pub mod net;
 
 use anyhow::Result;
@@ -10,7 +11,7 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 pub use classify::classify_clips;
-pub use net::TrainNet;
+pub use net::{LifImpl, TrainNet};
 
 /// Where burn runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,5 +30,14 @@ pub fn burn_device(kind: DeviceKind) -> Result<Device> {
         DeviceKind::Gpu => {
             anyhow::bail!("this build has no GPU support: rebuild with `--features gpu`")
         }
+    }
+}
+
+/// The fused LIF operation runs its scans on the host: on the CPU that is the fast path;
+/// on a GPU (no LIF kernel written yet) the per-frame graph keeps the data on the device.
+pub fn lif_for(device: DeviceKind) -> LifImpl {
+    match device {
+        DeviceKind::Cpu => LifImpl::Fused,
+        DeviceKind::Gpu => LifImpl::Graph,
     }
 }

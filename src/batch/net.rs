@@ -14,6 +14,7 @@ use burn::tensor::module::conv1d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
+use super::lif::{SpikeFn, lif_scan};
 use crate::config::{NetworkConfig, Reset, Surrogate};
 use crate::snn::{Network, Readout, SpikingLayer};
 
@@ -51,6 +52,18 @@ pub struct TrainNet {
     pub word_b: Option<Param<Tensor<1>>>,
     #[module(skip)]
     pub cfg: NetworkConfig,
+    /// How the LIF recurrence runs: the fused operation (`lif::lif_scan`, default) or
+    /// the per-frame graph of tensor operations it replaces (the reference it is tested
+    /// against, and what a GPU without a LIF kernel runs).
+    #[module(skip)]
+    pub lif: LifImpl,
+}
+
+/// See `TrainNet::lif`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LifImpl {
+    Fused,
+    Graph,
 }
 
 /// Forward results: clip logits `[B, classes]` and the mean spike probability per layer.
@@ -181,7 +194,14 @@ impl TrainNet {
             word_w: None,
             word_b: None,
             cfg: net.config.clone(),
+            lif: LifImpl::Fused,
         }
+    }
+
+    /// The same module with the LIF recurrence run by `lif`.
+    pub fn with_lif(mut self, lif: LifImpl) -> Self {
+        self.lif = lif;
+        self
     }
 
     /// Adds the word head with weights `w` (`[C, words]`, row-major) and biases `b`.
@@ -261,7 +281,8 @@ impl TrainNet {
     /// spike with probability `p` (survivors scaled by 1/(1−p)) before it reaches the next
     /// layer or the readout, so that decisions rest on many spikes rather than a few exact
     /// ones (a single flipped spike otherwise cascades through the layers). The masks come
-    /// from `seed`, so a resumed run repeats them.
+    /// from `seed`, so a resumed run repeats them. Long because the layer loop and the
+    /// readout's closed form are one graph-building pass.
     pub fn forward_train(
         &self,
         x: Tensor<3>,
@@ -274,7 +295,7 @@ impl TrainNet {
         let mut h = x;
         let mut rates = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
-            let [b, c_in, t] = h.dims();
+            let [b, c_in, _] = h.dims();
             let pad = (k - 1) * layer.dilation;
             let padded = Tensor::cat(vec![Tensor::zeros([b, c_in, pad], &device), h], 2);
             let current = conv1d(
@@ -283,36 +304,19 @@ impl TrainNet {
                 Some(layer.bias.val()),
                 ConvOptions::new([1], [0], [layer.dilation], 1),
             );
+            // (1 − β)·I for all frames at once; the recurrence only carries the state.
             let beta = layer.beta.val();
-            let c_out = beta.dims()[0];
-            let beta2: Tensor<2> = beta.clone().unsqueeze();
-            let thr2: Tensor<2> = layer.threshold.val().unsqueeze();
-            // (1 − β)·I for all frames at once; the loop only carries the state.
             let drive = current
                 * beta
+                    .clone()
                     .neg()
                     .add_scalar(1.0)
                     .unsqueeze_dim::<2>(1)
                     .unsqueeze::<3>();
-            let mut v: Tensor<2> = Tensor::zeros([b, c_out], &device);
-            let mut s: Tensor<2> = Tensor::zeros([b, c_out], &device);
-            let mut spikes = Vec::with_capacity(t);
-            for d in drive.chunk(t, 2) {
-                let d: Tensor<2> = d.reshape([b, c_out]);
-                let leaky = v * beta2.clone() + d;
-                // The reset is not differentiated through (as in most SNN training).
-                v = match self.cfg.reset {
-                    Reset::Subtract => leaky - s.detach() * thr2.clone(),
-                    Reset::Zero => leaky * s.detach().neg().add_scalar(1.0),
-                };
-                s = spike(
-                    v.clone() - thr2.clone(),
-                    self.cfg.surrogate,
-                    self.cfg.surrogate_slope,
-                );
-                spikes.push(s.clone());
-            }
-            h = Tensor::stack(spikes, 2);
+            h = match self.lif {
+                LifImpl::Fused => lif_scan(drive, beta, layer.threshold.val(), self.spike_fn()),
+                LifImpl::Graph => self.lif_graph(drive, beta, layer.threshold.val()),
+            };
             rates.push(h.clone().mean());
             if let (Some((p, _)), Some(rng)) = (dropout, rng.as_mut()) {
                 let dims = h.dims();
@@ -371,6 +375,42 @@ impl TrainNet {
             rates,
             word_logits,
         }
+    }
+
+    fn spike_fn(&self) -> SpikeFn {
+        SpikeFn {
+            reset: self.cfg.reset,
+            surrogate: self.cfg.surrogate,
+            slope: self.cfg.surrogate_slope,
+        }
+    }
+
+    /// The LIF recurrence as a graph of tensor operations, frame by frame (the reference
+    /// for `lif::lif_scan`).
+    fn lif_graph(&self, drive: Tensor<3>, beta: Tensor<1>, threshold: Tensor<1>) -> Tensor<3> {
+        let [b, c_out, t] = drive.dims();
+        let device = drive.device();
+        let beta2: Tensor<2> = beta.unsqueeze();
+        let thr2: Tensor<2> = threshold.unsqueeze();
+        let mut v: Tensor<2> = Tensor::zeros([b, c_out], &device);
+        let mut s: Tensor<2> = Tensor::zeros([b, c_out], &device);
+        let mut spikes = Vec::with_capacity(t);
+        for d in drive.chunk(t, 2) {
+            let d: Tensor<2> = d.reshape([b, c_out]);
+            let leaky = v * beta2.clone() + d;
+            // The reset is not differentiated through (as in most SNN training).
+            v = match self.cfg.reset {
+                Reset::Subtract => leaky - s.detach() * thr2.clone(),
+                Reset::Zero => leaky * s.detach().neg().add_scalar(1.0),
+            };
+            s = spike(
+                v.clone() - thr2.clone(),
+                self.cfg.surrogate,
+                self.cfg.surrogate_slope,
+            );
+            spikes.push(s.clone());
+        }
+        Tensor::stack(spikes, 2)
     }
 
     /// Keeps leaks in `[BETA_MIN, beta_max]` and thresholds positive after an optimiser
@@ -524,5 +564,110 @@ mod tests {
         let back = tn.to_network();
         assert_eq!(back.layers[2].w, net.layers[2].w);
         assert_eq!(back.readout.w, net.readout.w);
+    }
+
+    /// Ten-class labels, input `[B, 40, T]` and a firing network set to `reset`/`surrogate`.
+    fn case(
+        reset: Reset,
+        surrogate: Surrogate,
+        b: usize,
+        t: usize,
+    ) -> (Network, Vec<f32>, Vec<i64>) {
+        let mut net = crate::snn::network::tests::firing_net(21);
+        net.config.reset = reset;
+        net.config.surrogate = surrogate;
+        let mut r = crate::util::Rng::new(4);
+        let x = (0..b * 40 * t).map(|_| r.normal() * 1.5).collect();
+        let y = (0..b as i64).map(|i| (i * 5) % 12).collect();
+        (net, x, y)
+    }
+
+    /// Loss and the gradient of every parameter after one forward and backward pass.
+    fn loss_and_grads(
+        tn: &TrainNet,
+        x: &[f32],
+        y: &[i64],
+        drop: Option<(f32, u64)>,
+    ) -> (f32, Vec<Vec<f32>>) {
+        let dev = device();
+        let (b, t) = (y.len(), x.len() / (40 * y.len()));
+        let xt: Tensor<3> = Tensor::from_data(TensorData::new(x.to_vec(), [b, 40, t]), &dev);
+        let yt: Tensor<1, Int> = Tensor::from_data(TensorData::new(y.to_vec(), [b]), &dev);
+        let l = loss(&tn.forward_train(xt, 10, drop), yt, 0.03, 4.0);
+        let lv = l.clone().into_scalar::<f32>();
+        let grads = l.backward();
+        let v = |d: TensorData| d.try_to_vec::<f32>().unwrap();
+        let mut out = Vec::new();
+        for layer in &tn.layers {
+            out.push(v(layer.weight.val().grad(&grads).unwrap().into_data()));
+            for p in [&layer.bias, &layer.beta, &layer.threshold] {
+                out.push(v(p.val().grad(&grads).unwrap().into_data()));
+            }
+        }
+        out.push(v(tn.readout_w.val().grad(&grads).unwrap().into_data()));
+        out.push(v(tn.readout_beta.val().grad(&grads).unwrap().into_data()));
+        (lv, out)
+    }
+
+    #[test]
+    fn the_fused_lif_gives_the_graphs_gradients() {
+        let dev = device();
+        for reset in [Reset::Subtract, Reset::Zero] {
+            for surrogate in [
+                Surrogate::Sigmoid,
+                Surrogate::FastSigmoid,
+                Surrogate::Arctan,
+            ] {
+                for drop in [None, Some((0.2, 9))] {
+                    let (net, x, y) = case(reset, surrogate, 3, 60);
+                    let fused = TrainNet::from_network(&net, &dev);
+                    let graph = TrainNet::from_network(&net, &dev).with_lif(LifImpl::Graph);
+                    let (lf, gf) = loss_and_grads(&fused, &x, &y, drop);
+                    let (lg, gg) = loss_and_grads(&graph, &x, &y, drop);
+                    let what = format!("{reset:?} {surrogate:?} dropout {drop:?}");
+                    assert_eq!(lf, lg, "{what}: the forward passes differ");
+                    for (k, (a, b)) in gf.iter().zip(&gg).enumerate() {
+                        let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+                        assert!(scale > 0.0, "{what}: parameter {k} gets no gradient");
+                        let worst = a.iter().zip(b).fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+                        assert!(
+                            worst <= 1e-5 * scale,
+                            "{what}: parameter {k}: {worst} of {scale}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn twenty_training_steps_follow_the_graphs_loss_trajectory() {
+        use burn::optim::{AdamConfig, GradientsParams};
+        let dev = device();
+        let run = |lif: LifImpl| -> Vec<f32> {
+            let (net, _, _) = case(Reset::Subtract, Surrogate::Sigmoid, 4, 50);
+            let mut tn = TrainNet::from_network(&net, &dev).with_lif(lif);
+            let mut optim = AdamConfig::new().init();
+            let mut r = crate::util::Rng::new(8);
+            (0..20)
+                .map(|step| {
+                    let x: Vec<f32> = (0..4 * 40 * 50).map(|_| r.normal() * 1.5).collect();
+                    let y: Vec<i64> = (0..4).map(|i| (i + step) % 12).collect();
+                    let xt: Tensor<3> = Tensor::from_data(TensorData::new(x, [4, 40, 50]), &dev);
+                    let yt: Tensor<1, Int> = Tensor::from_data(TensorData::new(y, [4]), &dev);
+                    let drop = Some((0.1, step as u64));
+                    let l = loss(&tn.forward_train(xt, 5, drop), yt, 0.03, 4.0);
+                    let lv = l.clone().into_scalar::<f32>();
+                    let grads = GradientsParams::from_grads(l.backward(), &tn);
+                    tn = optim.step(3e-3, tn.clone(), grads).clamp(BETA_MAX);
+                    lv
+                })
+                .collect()
+        };
+        let (fused, graph) = (run(LifImpl::Fused), run(LifImpl::Graph));
+        for (a, b) in fused.iter().zip(&graph) {
+            assert!((a - b).abs() <= 1e-4 * b.abs(), "{fused:?} vs {graph:?}");
+        }
+        assert!(fused[19] < fused[0], "the loss did not fall: {fused:?}");
     }
 }

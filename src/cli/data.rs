@@ -128,9 +128,28 @@ fn synth(a: SynthArgs) -> Result<ExitCode> {
 }
 
 fn fetch(a: FetchArgs) -> Result<ExitCode> {
-    let name = a
-        .url
-        .rsplit('/')
+    let name = archive_name(&a.url);
+    let expected = expected_sha256(a.sha256.as_deref(), &name)?;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let archive = a.out.join(&name);
+    if archive.is_file() {
+        eprintln!("{} already there, not downloading again", archive.display());
+    } else {
+        download(&a.url, &a.out.join(format!("{name}.part")), &archive)?;
+    }
+    verify_archive(&archive, &name, expected)?;
+    eprintln!("checksum OK, extracting into {}", a.out.display());
+    extract(&archive, &a.out)?;
+    if !a.keep_archive {
+        std::fs::remove_file(&archive)?;
+    }
+    println!("extracted into {}", a.out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The file name at the end of `url`, or a safe default when it has none (or an odd one).
+fn archive_name(url: &str) -> String {
+    url.rsplit('/')
         .next()
         .map(|s| s.split(['?', '#']).next().unwrap_or(s))
         .filter(|s| {
@@ -139,8 +158,13 @@ fn fetch(a: FetchArgs) -> Result<ExitCode> {
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
         })
         .unwrap_or("archive.tar.gz")
-        .to_string();
-    let expected = match &a.sha256 {
+        .to_string()
+}
+
+/// The checksum to hold the download to: `--sha256`, else the pinned one for the
+/// official archive, else none.
+fn expected_sha256(given: Option<&str>, name: &str) -> Result<Option<String>> {
+    Ok(match given {
         Some(h) => {
             let h = h.trim().to_ascii_lowercase();
             if h.len() != 64 || !h.chars().all(|c| c.is_ascii_hexdigit()) {
@@ -150,60 +174,58 @@ fn fetch(a: FetchArgs) -> Result<ExitCode> {
         }
         None if name == ARCHIVE_NAME => Some(ARCHIVE_SHA256.to_string()),
         None => None,
-    };
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let archive = a.out.join(&name);
+    })
+}
 
-    if archive.is_file() {
-        eprintln!("{} already there, not downloading again", archive.display());
+/// Downloads `url` with curl into `part`, renamed to `archive` once complete.
+fn download(url: &str, part: &Path, archive: &Path) -> Result<()> {
+    eprintln!("downloading {url} to {}", archive.display());
+    let interactive = std::io::stderr().is_terminal();
+    let mut cmd = Command::new("curl");
+    cmd.args(["-fL", "--retry", "3"]);
+    // A progress bar for people; for logs, curl's last error line goes into ours
+    // (it prints one per try).
+    if interactive {
+        cmd.arg("--progress-bar").stderr(Stdio::inherit());
     } else {
-        let part = a.out.join(format!("{name}.part"));
-        eprintln!("downloading {} to {}", a.url, archive.display());
-        let interactive = std::io::stderr().is_terminal();
-        let mut cmd = Command::new("curl");
-        cmd.args(["-fL", "--retry", "3"]);
-        // A progress bar for people; for logs, curl's last error line goes into ours
-        // (it prints one per try).
-        if interactive {
-            cmd.arg("--progress-bar").stderr(Stdio::inherit());
-        } else {
-            cmd.arg("-sS").stderr(Stdio::piped());
-        }
-        cmd.arg("-o")
-            .arg(&part)
-            .arg(&a.url)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null());
-        let out = cmd.output().map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                anyhow::anyhow!("`curl` not found: install curl (apt-get install curl)")
-            } else {
-                anyhow::anyhow!("running curl: {e}")
-            }
-        })?;
-        if !out.status.success() {
-            let _ = std::fs::remove_file(&part);
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            let why = stderr
-                .lines()
-                .map(str::trim)
-                .rfind(|l| !l.is_empty())
-                .map(|l| format!(" ({l})"))
-                .unwrap_or_default();
-            match out.status.code() {
-                Some(c) => bail!(
-                    "download of {} failed: curl exited with code {c}{why}",
-                    a.url
-                ),
-                None => bail!("download of {} failed: curl was killed", a.url),
-            }
-        }
-        std::fs::rename(&part, &archive)?;
+        cmd.arg("-sS").stderr(Stdio::piped());
     }
+    cmd.arg("-o")
+        .arg(part)
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    let out = cmd.output().map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            anyhow::anyhow!("`curl` not found: install curl (apt-get install curl)")
+        } else {
+            anyhow::anyhow!("running curl: {e}")
+        }
+    })?;
+    if !out.status.success() {
+        let _ = std::fs::remove_file(part);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let why = stderr
+            .lines()
+            .map(str::trim)
+            .rfind(|l| !l.is_empty())
+            .map(|l| format!(" ({l})"))
+            .unwrap_or_default();
+        match out.status.code() {
+            Some(c) => bail!("download of {url} failed: curl exited with code {c}{why}"),
+            None => bail!("download of {url} failed: curl was killed"),
+        }
+    }
+    std::fs::rename(part, archive)?;
+    Ok(())
+}
 
+/// Prints the archive's SHA-256 and size, and fails (deleting a corrupt archive) unless
+/// it matches `expected`.
+fn verify_archive(archive: &Path, name: &str, expected: Option<String>) -> Result<()> {
     eprintln!("checking SHA-256 of {}", archive.display());
     let (digest, size) =
-        sha256_file(&archive).with_context(|| format!("reading {}", archive.display()))?;
+        sha256_file(archive).with_context(|| format!("reading {}", archive.display()))?;
     println!("sha256 {digest}  size {size}  {}", archive.display());
     let Some(expected) = expected else {
         bail!(
@@ -211,7 +233,7 @@ fn fetch(a: FetchArgs) -> Result<ExitCode> {
         );
     };
     if digest != expected {
-        let _ = std::fs::remove_file(&archive);
+        let _ = std::fs::remove_file(archive);
         let hint = if name == ARCHIVE_NAME && size != ARCHIVE_SIZE {
             format!(" (size {size}, expected {ARCHIVE_SIZE})")
         } else {
@@ -221,12 +243,16 @@ fn fetch(a: FetchArgs) -> Result<ExitCode> {
             "checksum mismatch for {name}: expected {expected}, got {digest}{hint}; the file was deleted"
         );
     }
-    eprintln!("checksum OK, extracting into {}", a.out.display());
+    Ok(())
+}
+
+/// Unpacks the .tar.gz into `out` with tar.
+fn extract(archive: &Path, out: &Path) -> Result<()> {
     let status = Command::new("tar")
         .arg("-xzf")
-        .arg(&archive)
+        .arg(archive)
         .arg("-C")
-        .arg(&a.out)
+        .arg(out)
         .status()
         .map_err(|e| anyhow::anyhow!("running tar: {e}"))?;
     if !status.success() {
@@ -235,11 +261,7 @@ fn fetch(a: FetchArgs) -> Result<ExitCode> {
             archive.display()
         );
     }
-    if !a.keep_archive {
-        std::fs::remove_file(&archive)?;
-    }
-    println!("extracted into {}", a.out.display());
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// Lowercase hex SHA-256 and byte size of a file, read in 1 MiB chunks.

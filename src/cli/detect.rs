@@ -1,5 +1,5 @@
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -91,6 +91,9 @@ pub fn print_event(out: &mut impl Write, e: &Event, format: Format) -> std::io::
     }
 }
 
+/// `--png` keeps the audio in memory, so it is limited to this much.
+const PNG_MAX_SECONDS: usize = 300;
+
 pub fn run(a: Args) -> Result<ExitCode> {
     let model = super::load_model(&a.model)?;
     let format = if a.json { Format::Json } else { a.format };
@@ -98,34 +101,18 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let mut src = FileSource::open(&a.file, fcfg.sample_rate)
         .with_context(|| a.file.display().to_string())?;
     let mut engine = Engine::new(&model, a.det.config(&model)?);
-    let keep = a.png.is_some();
-    let max_keep = 300 * fcfg.sample_rate as usize;
-    let mut kept: Vec<f32> = Vec::new();
+    let max_keep = PNG_MAX_SECONDS * fcfg.sample_rate as usize;
+    let keep_up_to = if a.png.is_some() { max_keep } else { 0 };
     let mut events = Vec::new();
     let mut out = std::io::stdout().lock();
     if format == Format::Csv {
         writeln!(out, "start,end,word,score")?;
     }
     let t0 = Instant::now();
-    let mut buf = Vec::with_capacity(1 << 14);
-    let mut total = 0usize;
-    loop {
-        buf.clear();
-        let n = src
-            .read(&mut buf, 1 << 14)
-            .with_context(|| a.file.display().to_string())?;
-        if n == 0 {
-            break;
-        }
-        total += n;
-        if keep && kept.len() < max_keep {
-            kept.extend_from_slice(&buf[..n.min(max_keep - kept.len())]);
-        }
-        engine.push(&buf, |e| {
-            let _ = print_event(&mut out, &e, format);
-            events.push(e);
-        });
-    }
+    let (total, kept) = stream_file(&mut src, &a.file, &mut engine, keep_up_to, |e| {
+        let _ = print_event(&mut out, &e, format);
+        events.push(e);
+    })?;
     super::check_long_enough(&a.file, total, &fcfg)?;
     if let Some(e) = engine.finish() {
         print_event(&mut out, &e, format)?;
@@ -147,38 +134,80 @@ pub fn run(a: Args) -> Result<ExitCode> {
                 secs
             );
         }
-        let mel = spikeword::log_mel(&kept, &fcfg);
-        let mut x = mel.data.clone();
-        let norm = model.normalizer();
-        x.chunks_exact_mut(mel.n_mels).for_each(|f| norm.apply(f));
-        let enc = match &model.config.encoder {
-            spikeword::EncoderConfig::Current => spikeword::EncoderConfig::Delta { threshold: 0.5 },
-            e => e.clone(),
-        };
-        let (raster, _) = spikeword::encoding::encode_clip(&enc, &x, mel.n_mels);
-        figure_png(
-            &Figure {
-                title: format!("{}: {} words", a.file.display(), events.len()),
-                samples: &kept,
-                sample_rate: fcfg.sample_rate,
-                logmel: &mel.data,
-                n_mels: mel.n_mels,
-                frame_rate: fcfg.frame_rate(),
-                raster: &raster,
-                raster_channels: enc.out_channels(mel.n_mels),
-                raster_label: "input spikes (send-on-delta ON/OFF)".into(),
-                marks: events
-                    .iter()
-                    .map(|e| Mark {
-                        start: e.start as f32,
-                        end: e.end as f32,
-                        label: format!("{} {:.2}", e.word, e.score),
-                    })
-                    .collect(),
-            },
-            p,
-        )?;
+        timeline_png(&model, &a.file, &kept, &events, p)?;
         eprintln!("wrote {}", p.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Pushes the whole file through the engine, handing on each event as it comes; returns
+/// the samples read and the first `keep_up_to` of them (for the picture).
+fn stream_file(
+    src: &mut FileSource,
+    file: &Path,
+    engine: &mut Engine,
+    keep_up_to: usize,
+    mut on_event: impl FnMut(Event),
+) -> Result<(usize, Vec<f32>)> {
+    let mut kept: Vec<f32> = Vec::new();
+    let mut buf = Vec::with_capacity(1 << 14);
+    let mut total = 0usize;
+    loop {
+        buf.clear();
+        let n = src
+            .read(&mut buf, 1 << 14)
+            .with_context(|| file.display().to_string())?;
+        if n == 0 {
+            break;
+        }
+        total += n;
+        if kept.len() < keep_up_to {
+            kept.extend_from_slice(&buf[..n.min(keep_up_to - kept.len())]);
+        }
+        engine.push(&buf, &mut on_event);
+    }
+    Ok((total, kept))
+}
+
+/// The recording's waveform, log-mel, input spikes and detected words as one picture.
+fn timeline_png(
+    model: &spikeword::Model,
+    file: &Path,
+    samples: &[f32],
+    events: &[Event],
+    png: &Path,
+) -> Result<()> {
+    let fcfg = &model.config.features;
+    let mel = spikeword::log_mel(samples, fcfg);
+    let mut x = mel.data.clone();
+    let norm = model.normalizer();
+    x.chunks_exact_mut(mel.n_mels).for_each(|f| norm.apply(f));
+    // The current encoder has no spikes of its own: show what send-on-delta would send.
+    let enc = match &model.config.encoder {
+        spikeword::EncoderConfig::Current => spikeword::EncoderConfig::Delta { threshold: 0.5 },
+        e => e.clone(),
+    };
+    let (raster, _) = spikeword::encoding::encode_clip(&enc, &x, mel.n_mels);
+    figure_png(
+        &Figure {
+            title: format!("{}: {} words", file.display(), events.len()),
+            samples,
+            sample_rate: fcfg.sample_rate,
+            logmel: &mel.data,
+            n_mels: mel.n_mels,
+            frame_rate: fcfg.frame_rate(),
+            raster: &raster,
+            raster_channels: enc.out_channels(mel.n_mels),
+            raster_label: "input spikes (send-on-delta ON/OFF)".into(),
+            marks: events
+                .iter()
+                .map(|e| Mark {
+                    start: e.start as f32,
+                    end: e.end as f32,
+                    label: format!("{} {:.2}", e.word, e.score),
+                })
+                .collect(),
+        },
+        png,
+    )
 }

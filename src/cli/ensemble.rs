@@ -1,7 +1,7 @@
 //! `spikeword ensemble`: several trained models of the same shape in one file, voting by
 //! their mean class scores (steadier inside a stream, more accurate; cost × members).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
@@ -51,34 +51,9 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
-    let same =
-        |p: &PathBuf| matches!((p.canonicalize(), a.out.canonicalize()), (Ok(x), Ok(y)) if x == y);
-    for p in &a.models {
-        if same(p) {
-            bail!(
-                "--out {} is one of the members: choose another file",
-                a.out.display()
-            );
-        }
-    }
-    let members = a
-        .models
-        .iter()
-        .map(|p| Model::load(p).with_context(|| format!("member {}", p.display())))
-        .collect::<Result<Vec<_>>>()?;
-    let mut model = Model::ensemble(members)?;
-    if let Some(n) = a.decision_frames {
-        model.set_decision_frames(n)?;
-    }
+    check_out_is_new(&a.out, &a.models)?;
+    let mut model = combine(&a.models, a.decision_frames)?;
     let k = model.net.len();
-    let date = spikeword::util::today_utc();
-    model.training["date"] = date.into();
-    model.training["member_files"] = a
-        .models
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .into();
     let ds = match &a.data {
         None => None,
         Some(dir) => Some(
@@ -90,47 +65,10 @@ pub fn run(a: Args) -> Result<ExitCode> {
         let Some(ds) = &ds else {
             bail!("--joint-readout needs the members' training data (--data DIR)");
         };
-        let opts = JointFitOptions {
-            epochs: a.joint_epochs,
-            consistency: a.joint_consistency,
-            seed: a.seed,
-            shifted: a.joint_shifted,
-            ..JointFitOptions::default()
-        };
-        let rep = fit_joint_readout(&mut model, ds, &opts)?;
-        eprintln!(
-            "joint readout ({} training samples, {} epochs): validation {:.2} % -> {:.2} % on {} clips{}",
-            rep.samples,
-            rep.epochs,
-            100.0 * rep.validation_before,
-            100.0 * rep.validation_after,
-            rep.validation_clips,
-            if rep.kept {
-                ""
-            } else {
-                "; not better, the members' own readouts are kept"
-            }
-        );
-        model.training["joint_readout"] = serde_json::to_value(&rep)?;
+        joint_readout(&mut model, ds, &a)?;
     }
     if let Some(ds) = &ds {
-        let (data, _) = load_labeled(
-            ds,
-            Some(Split::Test),
-            model.labels(),
-            model.config.features.sample_rate,
-        );
-        if data.is_empty() {
-            bail!("no test clips in the data folder");
-        }
-        let (rep, _) = evaluate(&model, &data);
-        // The headline; `spikeword eval` gives classes and confusions.
-        let text = rep.to_text();
-        print!("{}", text.split("\n\n").next().unwrap_or(&text));
-        println!();
-        model.training["test_accuracy"] = rep.accuracy.into();
-        model.training["test_clips"] = rep.n.into();
-        model.training["test_firing_rate_hz"] = rep.firing_rate_hz.into();
+        test_and_record(&mut model, ds)?;
     }
     if let Some(dir) = a.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -138,4 +76,88 @@ pub fn run(a: Args) -> Result<ExitCode> {
     model.save(&a.out)?;
     eprintln!("saved {} ({k} networks)", a.out.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses to write the ensemble over one of its members.
+fn check_out_is_new(out: &Path, models: &[PathBuf]) -> Result<()> {
+    let same =
+        |p: &PathBuf| matches!((p.canonicalize(), out.canonicalize()), (Ok(x), Ok(y)) if x == y);
+    for p in models {
+        if same(p) {
+            bail!(
+                "--out {} is one of the members: choose another file",
+                out.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Loads the members into one ensemble, recording today's date and the member files.
+fn combine(paths: &[PathBuf], decision_frames: Option<usize>) -> Result<Model> {
+    let members = paths
+        .iter()
+        .map(|p| Model::load(p).with_context(|| format!("member {}", p.display())))
+        .collect::<Result<Vec<_>>>()?;
+    let mut model = Model::ensemble(members)?;
+    if let Some(n) = decision_frames {
+        model.set_decision_frames(n)?;
+    }
+    let date = spikeword::util::today_utc();
+    model.training["date"] = date.into();
+    model.training["member_files"] = paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .into();
+    Ok(model)
+}
+
+/// Refits the members' readouts together (`--joint-readout`) and records the fit.
+fn joint_readout(model: &mut Model, ds: &Dataset, a: &Args) -> Result<()> {
+    let opts = JointFitOptions {
+        epochs: a.joint_epochs,
+        consistency: a.joint_consistency,
+        seed: a.seed,
+        shifted: a.joint_shifted,
+        ..JointFitOptions::default()
+    };
+    let rep = fit_joint_readout(model, ds, &opts)?;
+    eprintln!(
+        "joint readout ({} training samples, {} epochs): validation {:.2} % -> {:.2} % on {} clips{}",
+        rep.samples,
+        rep.epochs,
+        100.0 * rep.validation_before,
+        100.0 * rep.validation_after,
+        rep.validation_clips,
+        if rep.kept {
+            ""
+        } else {
+            "; not better, the members' own readouts are kept"
+        }
+    );
+    model.training["joint_readout"] = serde_json::to_value(&rep)?;
+    Ok(())
+}
+
+/// Tests the ensemble on the test speakers, prints the headline and records it.
+fn test_and_record(model: &mut Model, ds: &Dataset) -> Result<()> {
+    let (data, _) = load_labeled(
+        ds,
+        Some(Split::Test),
+        model.labels(),
+        model.config.features.sample_rate,
+    );
+    if data.is_empty() {
+        bail!("no test clips in the data folder");
+    }
+    let (rep, _) = evaluate(model, &data);
+    // The headline; `spikeword eval` gives classes and confusions.
+    let text = rep.to_text();
+    print!("{}", text.split("\n\n").next().unwrap_or(&text));
+    println!();
+    model.training["test_accuracy"] = rep.accuracy.into();
+    model.training["test_clips"] = rep.n.into();
+    model.training["test_firing_rate_hz"] = rep.firing_rate_hz.into();
+    Ok(())
 }

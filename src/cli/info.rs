@@ -3,6 +3,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
+use spikeword::Model;
+
 #[derive(clap::Args)]
 pub struct Args {
     #[arg(long)]
@@ -21,9 +23,15 @@ pub fn run(a: Args) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let n = &m.config.network;
-    let params: usize = m
-        .net
+    print_architecture(&m);
+    println!("parameters: {}", parameter_count(&m));
+    print_training(&m.training);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Weights plus per-channel constants of every member network.
+fn parameter_count(m: &Model) -> usize {
+    m.net
         .members
         .iter()
         .map(|net| {
@@ -34,7 +42,12 @@ pub fn run(a: Args) -> Result<ExitCode> {
                 + net.readout.w.len()
                 + 2 * net.readout.n_classes
         })
-        .sum();
+        .sum()
+}
+
+/// Labels, features, encoder, network and decision rule.
+fn print_architecture(m: &Model) {
+    let n = &m.config.network;
     println!("labels:     {}", m.labels().join(" "));
     println!(
         "features:   {} log-mel bands {}-{} Hz, {} ms window, {} ms hop",
@@ -64,8 +77,10 @@ pub fn run(a: Args) -> Result<ExitCode> {
             m.net.len()
         );
     }
-    println!("parameters: {params}");
-    let t = &m.training;
+}
+
+/// What the training record holds: test result, date and length, retrained words.
+fn print_training(t: &serde_json::Value) {
     let num = |k: &str| t.get(k).and_then(|v| v.as_f64());
     if let Some(acc) = num("test_accuracy") {
         println!(
@@ -98,5 +113,4 @@ pub fn run(a: Args) -> Result<ExitCode> {
                 .unwrap_or_default()
         );
     }
-    Ok(ExitCode::SUCCESS)
 }

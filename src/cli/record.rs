@@ -1,15 +1,16 @@
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use spikeword::audio::live::{Recv, file_feed};
-use spikeword::audio::vad::{Vad, centred_clip};
+use spikeword::audio::live::{LiveSource, Recv, file_feed};
+use spikeword::audio::vad::{Utterance, Vad, centred_clip};
 use spikeword::audio::wav::write_pcm16;
+
+use super::listen::{level_bar, level_db};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -32,66 +33,78 @@ pub struct Args {
     timeout: f64,
 }
 
+/// Examples are written at the Speech Commands rate.
+const RATE: u32 = 16_000;
+
 pub fn run(a: Args) -> Result<ExitCode> {
     if a.word.is_empty() || a.word.contains(['/', '\\']) || a.word.starts_with('.') {
         bail!("'{}' cannot be a folder name", a.word);
     }
-    let rate = 16_000u32;
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
-    }
+    let stop = super::listen::stop_on_ctrl_c();
     let live = a.input.is_none();
     let mut source = match &a.input {
         Some(p) => {
-            file_feed(p, rate, false, stop.clone()).with_context(|| p.display().to_string())?
+            file_feed(p, RATE, false, stop.clone()).with_context(|| p.display().to_string())?
         }
-        None => super::open_mic(a.device.as_deref(), rate)?,
+        None => super::open_mic(a.device.as_deref(), RATE)?,
     };
     let dir = a.dir.join(&a.word);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    // Continue numbering after examples already there.
-    let mut n = std::fs::read_dir(&dir)?
-        .filter_map(|e| e.ok()?.path().file_stem()?.to_str()?.parse::<usize>().ok())
-        .max()
-        .map_or(0, |m| m + 1);
-    let mut vad = Vad::new(rate);
-    // Keep the last few seconds: an utterance is cut from here once it has ended.
-    let keep = 4 * rate as usize;
-    let (mut history, mut offset, mut total) = (Vec::<f32>::new(), 0usize, 0usize);
-    let mut saved = 0;
-    let meter = std::io::stderr().is_terminal();
+    let mut rec = Recorder {
+        word: &a.word,
+        next: next_free_number(&dir)?,
+        dir,
+        count: a.count,
+        live,
+        saved: 0,
+        vad: Vad::new(RATE),
+        history: Vec::new(),
+        offset: 0,
+    };
+    let meter = std::io::stderr().is_terminal() && live;
     if live {
         eprintln!(
             "say \"{}\" {} times, pausing between them (Ctrl-C stops)",
             a.word, a.count
         );
     }
+    cut_utterances(&mut source, &mut rec, &stop, a.timeout * RATE as f64, meter)?;
+    if meter {
+        eprintln!();
+    }
+    eprintln!(
+        "{} example(s) of \"{}\" in {}",
+        rec.saved,
+        a.word,
+        rec.dir.display()
+    );
+    if rec.saved == 0 {
+        bail!("no utterance found (too quiet? check the input level)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The number after the highest `<n>.wav` already in `dir`, so that earlier examples stay.
+fn next_free_number(dir: &Path) -> Result<usize> {
+    Ok(std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok()?.path().file_stem()?.to_str()?.parse::<usize>().ok())
+        .max()
+        .map_or(0, |m| m + 1))
+}
+
+/// Reads the source until Ctrl-C, enough examples, `max_samples` read or the end of the
+/// input, saving each utterance as it ends (and one still open at the end).
+fn cut_utterances(
+    source: &mut LiveSource,
+    rec: &mut Recorder,
+    stop: &AtomicBool,
+    max_samples: f64,
+    meter: bool,
+) -> Result<()> {
     let mut buf = Vec::new();
-    let save = |history: &[f32],
-                offset: usize,
-                u: &spikeword::audio::vad::Utterance,
-                n: &mut usize|
-     -> Result<()> {
-        let clip = centred_clip(history, offset, u, rate as usize);
-        let path = dir.join(format!("{n}.wav"));
-        write_pcm16(&path, &clip, rate)?;
-        println!(
-            "{}: {:.2}-{:.2} s -> {}",
-            a.word,
-            u.start as f64 / rate as f64,
-            u.end as f64 / rate as f64,
-            path.display()
-        );
-        *n += 1;
-        Ok(())
-    };
+    let mut total = 0usize;
     loop {
-        if stop.load(Ordering::Relaxed)
-            || saved >= a.count
-            || total as f64 > a.timeout * rate as f64
-        {
+        if stop.load(Ordering::Relaxed) || rec.saved >= rec.count || total as f64 > max_samples {
             break;
         }
         buf.clear();
@@ -101,47 +114,83 @@ pub fn run(a: Args) -> Result<ExitCode> {
             Recv::End => break,
         }
         total += buf.len();
-        history.extend_from_slice(&buf);
-        for u in vad.push(&buf) {
-            if saved < a.count {
-                save(&history, offset, &u, &mut n)?;
-                saved += 1;
-                if live && saved < a.count {
-                    eprintln!("  {}/{} — again", saved, a.count);
-                }
-            }
-        }
-        if history.len() > keep {
-            let cut = history.len() - keep;
-            history.drain(..cut);
-            offset += cut;
-        }
-        if meter && live {
-            let rms = (buf.iter().map(|v| v * v).sum::<f32>() / buf.len().max(1) as f32).sqrt();
-            let db = 20.0 * rms.max(1e-5).log10();
-            let bars = (((db + 60.0) / 60.0).clamp(0.0, 1.0) * 30.0) as usize;
+        rec.push(&buf)?;
+        if meter {
+            let db = level_db(&buf);
             eprint!(
                 "\r[{:<30}] {:>4.0} dB  {}/{}  ",
-                "#".repeat(bars),
+                level_bar(db),
                 db,
-                saved,
-                a.count
+                rec.saved,
+                rec.count
             );
             let _ = std::io::stderr().flush();
         }
     }
-    if saved < a.count
-        && let Some(u) = vad.finish()
+    if rec.saved < rec.count
+        && let Some(u) = rec.vad.finish()
     {
-        save(&history, offset, &u, &mut n)?;
-        saved += 1;
+        rec.save(&u)?;
     }
-    if meter && live {
-        eprintln!();
+    Ok(())
+}
+
+/// Finds utterances in the stream and saves each as the next numbered example.
+struct Recorder<'a> {
+    word: &'a str,
+    dir: PathBuf,
+    /// How many examples to keep.
+    count: usize,
+    /// How many are saved so far.
+    saved: usize,
+    /// The number of the next file.
+    next: usize,
+    /// Prompting for the next take (microphone only).
+    live: bool,
+    vad: Vad,
+    /// The last few seconds, from sample `offset` of the stream: an utterance is cut from
+    /// here once it has ended.
+    history: Vec<f32>,
+    offset: usize,
+}
+
+impl Recorder<'_> {
+    /// Seconds of stream kept in `history`.
+    const KEEP_S: usize = 4;
+
+    fn push(&mut self, buf: &[f32]) -> Result<()> {
+        self.history.extend_from_slice(buf);
+        for u in self.vad.push(buf) {
+            if self.saved < self.count {
+                self.save(&u)?;
+                if self.live && self.saved < self.count {
+                    eprintln!("  {}/{} — again", self.saved, self.count);
+                }
+            }
+        }
+        let keep = Self::KEEP_S * RATE as usize;
+        if self.history.len() > keep {
+            let cut = self.history.len() - keep;
+            self.history.drain(..cut);
+            self.offset += cut;
+        }
+        Ok(())
     }
-    eprintln!("{saved} example(s) of \"{}\" in {}", a.word, dir.display());
-    if saved == 0 {
-        bail!("no utterance found (too quiet? check the input level)");
+
+    /// Writes the utterance as a 1 s clip centred on it, and says where.
+    fn save(&mut self, u: &Utterance) -> Result<()> {
+        let clip = centred_clip(&self.history, self.offset, u, RATE as usize);
+        let path = self.dir.join(format!("{}.wav", self.next));
+        write_pcm16(&path, &clip, RATE)?;
+        println!(
+            "{}: {:.2}-{:.2} s -> {}",
+            self.word,
+            u.start as f64 / RATE as f64,
+            u.end as f64 / RATE as f64,
+            path.display()
+        );
+        self.next += 1;
+        self.saved += 1;
+        Ok(())
     }
-    Ok(ExitCode::SUCCESS)
 }

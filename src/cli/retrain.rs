@@ -1,9 +1,10 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
 
-use spikeword::train::retrain::{RetrainOptions, check_out_path, retrain};
+use spikeword::data::synth::{SynthOptions, synthesize};
+use spikeword::train::retrain::{RetrainOptions, RetrainReport, check_out_path, retrain};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -61,28 +62,59 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let mut extra = Vec::new();
     let tmp = std::env::temp_dir().join(format!("spikeword-tts-{}", std::process::id()));
     if a.tts {
-        let mut words = Vec::new();
-        for d in &a.data {
-            for e in std::fs::read_dir(d)? {
-                let p = e?.path();
-                if p.is_dir() {
-                    words.push(p.file_name().unwrap().to_string_lossy().to_string());
-                }
-            }
-        }
-        words.sort();
-        words.dedup();
-        let rep = spikeword::data::synth::synthesize(&spikeword::data::synth::SynthOptions {
-            words,
-            out: tmp.clone(),
-            variants: a.tts_variants,
-            seed: a.seed,
-            engines: vec!["espeak".into(), "flite".into(), "festival".into()],
-        })?;
-        eprintln!("tts: {} synthetic examples added for training", rep.total());
+        synthesize_words(&a, &tmp)?;
         extra.push(tmp.clone());
     }
-    let opts = RetrainOptions {
+    let result = retrain(&base, &retrain_options(&a, extra));
+    if a.tts {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    let (model, report) = result?;
+    model.save(&a.out)?;
+    let card = a.out.with_extension("md");
+    write_model_card(&card, &a, &base_path, &report)?;
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    if a.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_report(&a, &report, &card);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The word folders of every `--data` folder, sorted, each once.
+fn words_in(data: &[PathBuf]) -> Result<Vec<String>> {
+    let mut words = Vec::new();
+    for d in data {
+        for e in std::fs::read_dir(d)? {
+            let p = e?.path();
+            if p.is_dir() {
+                words.push(p.file_name().unwrap().to_string_lossy().to_string());
+            }
+        }
+    }
+    words.sort();
+    words.dedup();
+    Ok(words)
+}
+
+/// Voices the new words with the TTS engines into `out` (`--tts`).
+fn synthesize_words(a: &Args, out: &Path) -> Result<()> {
+    let rep = synthesize(&SynthOptions {
+        words: words_in(&a.data)?,
+        out: out.to_path_buf(),
+        variants: a.tts_variants,
+        seed: a.seed,
+        engines: vec!["espeak".into(), "flite".into(), "festival".into()],
+    })?;
+    eprintln!("tts: {} synthetic examples added for training", rep.total());
+    Ok(())
+}
+
+fn retrain_options(a: &Args, extra: Vec<PathBuf>) -> RetrainOptions {
+    RetrainOptions {
         data: a.data.clone(),
         replay: a.replay.clone(),
         replace: a.replace,
@@ -92,15 +124,16 @@ pub fn run(a: Args) -> Result<ExitCode> {
         extra,
         finetune_epochs: if a.finetune { a.finetune_epochs } else { 0 },
         max_old_drop: f64::from(a.max_old_drop),
-    };
-    let result = retrain(&base, &opts);
-    if a.tts {
-        let _ = std::fs::remove_dir_all(&tmp);
     }
-    let (model, report) = result?;
-    model.save(&a.out)?;
-    let card = a.out.with_extension("md");
-    let pct = |v: Option<f64>| v.map_or("n/a".to_string(), |x| format!("{:.1} %", 100.0 * x));
+}
+
+/// A share as a percentage, or "n/a" where nothing was measured.
+fn pct(v: Option<f64>) -> String {
+    v.map_or("n/a".to_string(), |x| format!("{:.1} %", 100.0 * x))
+}
+
+/// Writes the Markdown model card next to the model: what went in, and how it did.
+fn write_model_card(card: &Path, a: &Args, base_path: &Path, report: &RetrainReport) -> Result<()> {
     let text = format!(
         "# Retrained model `{}`\n\nBase: `{}`. New words: {}. Labels: {}.\n\nExamples per word: {}.\n\nCommand: `spikeword {}`\n\n\
          | measure | value |\n|---|---|\n| new words, {} ({} clips) | {} |\n| old words (Speech Commands validation speakers) | {} |\n\
@@ -133,33 +166,30 @@ pub fn run(a: Args) -> Result<ExitCode> {
         },
         spikeword::util::today_utc(),
     );
-    spikeword::util::atomic_write(&card, text.as_bytes())?;
-    for w in &report.warnings {
-        eprintln!("warning: {w}");
-    }
-    if a.json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
+    spikeword::util::atomic_write(card, text.as_bytes())?;
+    Ok(())
+}
+
+/// The human-readable summary on stdout.
+fn print_report(a: &Args, report: &RetrainReport, card: &Path) {
+    println!(
+        "{} labels ({} new) -> {} [{:.1} s]\n  new words ({}): {}\n  old words: {}\n  false accepts: unknown {}, noise {}\n  model card: {}",
+        report.labels.len(),
+        report.new_words.len(),
+        a.out.display(),
+        report.seconds,
+        report.validation_by,
+        pct(report.validation_accuracy),
+        pct(report.old_accuracy),
+        pct(report.false_accept_unknown),
+        pct(report.false_accept_noise),
+        card.display()
+    );
+    if report.new_word_bias_shift > 0.0 {
         println!(
-            "{} labels ({} new) -> {} [{:.1} s]\n  new words ({}): {}\n  old words: {}\n  false accepts: unknown {}, noise {}\n  model card: {}",
-            report.labels.len(),
-            report.new_words.len(),
-            a.out.display(),
-            report.seconds,
-            report.validation_by,
-            pct(report.validation_accuracy),
-            pct(report.old_accuracy),
-            pct(report.false_accept_unknown),
-            pct(report.false_accept_noise),
-            card.display()
+            "  new words' scores lowered by {:.3} so that at most {:.1} % of held-out old-word clips turn into new words (--max-old-drop)",
+            report.new_word_bias_shift,
+            100.0 * f64::from(a.max_old_drop)
         );
-        if report.new_word_bias_shift > 0.0 {
-            println!(
-                "  new words' scores lowered by {:.3} so that at most {:.1} % of held-out old-word clips turn into new words (--max-old-drop)",
-                report.new_word_bias_shift,
-                100.0 * f64::from(a.max_old_drop)
-            );
-        }
     }
-    Ok(ExitCode::SUCCESS)
 }

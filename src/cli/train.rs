@@ -111,6 +111,22 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
+    check_leak_and_window(&a)?;
+    let (out, resume, stop_after) = (a.out.clone(), a.resume, a.stop_after);
+    let model = train_for(train_options(a)?, resume, stop_after)?;
+    if model.training.get("progress").is_some() {
+        println!("checkpoint saved; continue with --resume");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let acc = model.training["test_accuracy"]
+        .as_f64()
+        .map_or("n/a".to_string(), |v| format!("{:.2} %", 100.0 * v));
+    println!("saved {} (test accuracy {acc})", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Checks `--leak-max` and `--decision-frames`, which clap cannot check alone.
+fn check_leak_and_window(a: &Args) -> Result<()> {
     if !(spikeword::batch::net::BETA_MIN..1.0).contains(&a.leak_max) {
         anyhow::bail!(
             "--leak-max must be at least {} and below 1",
@@ -124,7 +140,11 @@ pub fn run(a: Args) -> Result<ExitCode> {
             a.decision_frames
         );
     }
-    let encoder = match a.encoder {
+    Ok(())
+}
+
+fn encoder_config(a: &Args) -> EncoderConfig {
+    match a.encoder {
         EncoderKind::Current => EncoderConfig::Current,
         EncoderKind::Delta => EncoderConfig::Delta {
             threshold: a.delta_threshold,
@@ -133,25 +153,31 @@ pub fn run(a: Args) -> Result<ExitCode> {
             max_prob: 1.0,
             seed: a.seed,
         },
-    };
-    let augment = if a.no_augment {
-        AugmentConfig {
-            shift_s: 0.0,
-            gain_db: 0.0,
-            speed: 0.0,
-            noise_prob: 0.0,
-            snr_db: (0.0, 0.0),
-            freq_mask: 0,
-            time_mask: 0,
-            context_s: 0.0,
-        }
-    } else {
-        AugmentConfig::default()
-    };
+    }
+}
+
+/// The default augmentation, or none at all (`--no-augment`).
+fn augment_config(no_augment: bool) -> AugmentConfig {
+    if !no_augment {
+        return AugmentConfig::default();
+    }
+    AugmentConfig {
+        shift_s: 0.0,
+        gain_db: 0.0,
+        speed: 0.0,
+        noise_prob: 0.0,
+        snr_db: (0.0, 0.0),
+        freq_mask: 0,
+        time_mask: 0,
+        context_s: 0.0,
+    }
+}
+
+fn network_config(a: &Args) -> Result<NetworkConfig> {
     let network = NetworkConfig {
-        channels: a.channels,
+        channels: a.channels.clone(),
         kernel: a.kernel,
-        dilations: a.dilations,
+        dilations: a.dilations.clone(),
         reset: a.reset,
         surrogate: a.surrogate,
         surrogate_slope: a.surrogate_slope,
@@ -161,11 +187,18 @@ pub fn run(a: Args) -> Result<ExitCode> {
     network
         .validate()
         .map_err(|e| anyhow::anyhow!("--channels/--dilations/--kernel: {e}"))?;
-    let opts = TrainOptions {
+    Ok(network)
+}
+
+fn train_options(a: Args) -> Result<TrainOptions> {
+    Ok(TrainOptions {
+        encoder: encoder_config(&a),
+        augment: augment_config(a.no_augment),
+        network: network_config(&a)?,
         data: a.data,
         extra: a.extra,
         run_dir: a.run_dir,
-        out: a.out.clone(),
+        out: a.out,
         task: a.task,
         split_rule: a.split_rule,
         epochs: a.epochs,
@@ -177,25 +210,12 @@ pub fn run(a: Args) -> Result<ExitCode> {
         rate_target: a.rate_target,
         rate_weight: a.rate_weight,
         features: FeatureConfig::default(),
-        encoder,
-        network,
-        augment,
         init: a.init,
         dropout: a.dropout,
         word_head: a.word_head,
         word_head_exclude: a.word_head_exclude,
         leak_max: a.leak_max,
-    };
-    let model = train_for(opts, a.resume, a.stop_after)?;
-    if model.training.get("progress").is_some() {
-        println!("checkpoint saved; continue with --resume");
-        return Ok(ExitCode::SUCCESS);
-    }
-    let acc = model.training["test_accuracy"]
-        .as_f64()
-        .map_or("n/a".to_string(), |v| format!("{:.2} %", 100.0 * v));
-    println!("saved {} (test accuracy {acc})", a.out.display());
-    Ok(ExitCode::SUCCESS)
+    })
 }
 
 #[derive(clap::Args)]
@@ -206,6 +226,16 @@ pub struct BenchArgs {
     steps: usize,
     #[arg(long, value_enum, default_value = "cpu")]
     device: DeviceKind,
+    /// LIF recurrence: the fused operation (CPU default) or the per-frame graph (GPU
+    /// default; the reference the fused one is measured against).
+    #[arg(long, value_enum)]
+    lif: Option<LifArg>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LifArg {
+    Fused,
+    Graph,
 }
 
 /// Training throughput of the default network on random input (forward, backward, Adam
@@ -222,7 +252,12 @@ pub fn bench(a: BenchArgs) -> Result<ExitCode> {
         .map(|_| (0..98 * 40).map(|_| rng.normal()).collect())
         .collect();
     net.calibrate(&probe, 0.05);
-    let mut tn = TrainNet::from_network(&net, &dev);
+    let lif = match a.lif {
+        Some(LifArg::Fused) => spikeword::batch::LifImpl::Fused,
+        Some(LifArg::Graph) => spikeword::batch::LifImpl::Graph,
+        None => spikeword::batch::lif_for(a.device),
+    };
+    let mut tn = TrainNet::from_network(&net, &dev).with_lif(lif);
     let mut optim = AdamConfig::new().init();
     let (b, t) = (a.batch, 98);
     let xs: Vec<f32> = (0..b * 40 * t).map(|_| rng.normal()).collect();
@@ -249,7 +284,7 @@ pub fn bench(a: BenchArgs) -> Result<ExitCode> {
     let secs = t0.elapsed().as_secs_f64();
     println!(
         "{}",
-        serde_json::json!({"clips_per_second": (a.steps * b) as f64 / secs, "batch": b, "steps": a.steps})
+        serde_json::json!({"clips_per_second": (a.steps * b) as f64 / secs, "batch": b, "steps": a.steps, "lif": format!("{lif:?}").to_lowercase()})
     );
     Ok(ExitCode::SUCCESS)
 }

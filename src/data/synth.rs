@@ -143,8 +143,40 @@ pub fn synthesize(opts: &SynthOptions) -> Result<SynthReport> {
     if opts.variants == 0 {
         bail!("--variants must be at least 1");
     }
+    let words = clean_words(&opts.words)?;
+    let engines = parse_engines(&opts.engines)?;
+    std::fs::create_dir_all(&opts.out)?;
+    let tmp = TempDir::new()?;
+    let mut report = SynthReport::default();
+    for engine in engines {
+        let Some(voices) = usable_voices(engine) else {
+            report.missing.push(engine.name().to_string());
+            continue;
+        };
+        let started = Instant::now();
+        let mut run = EngineRun::new(engine, voices, opts, &tmp.0);
+        for word in &words {
+            run.speak(word)?;
+        }
+        run.used.sort();
+        eprintln!(
+            "{}: {} clips from {} voices in {:.1} s",
+            engine.name(),
+            run.written,
+            run.used.len(),
+            started.elapsed().as_secs_f64()
+        );
+        report.failed += run.failed;
+        report.clips.insert(engine.name().to_string(), run.written);
+        report.speakers.insert(engine.name().to_string(), run.used);
+    }
+    Ok(report)
+}
+
+/// The words trimmed and lowercased, blanks dropped, each once; odd characters refused.
+fn clean_words(given: &[String]) -> Result<Vec<String>> {
     let mut words: Vec<String> = Vec::new();
-    for w in &opts.words {
+    for w in given {
         let w = w.trim().to_lowercase();
         if w.is_empty() {
             continue;
@@ -159,8 +191,13 @@ pub fn synthesize(opts: &SynthOptions) -> Result<SynthReport> {
     if words.is_empty() {
         bail!("no words to synthesize");
     }
+    Ok(words)
+}
+
+/// The engines named, each once, in the order given.
+fn parse_engines(given: &[String]) -> Result<Vec<Engine>> {
     let mut engines: Vec<Engine> = Vec::new();
-    for e in &opts.engines {
+    for e in given {
         if e.trim().is_empty() {
             continue;
         }
@@ -174,113 +211,145 @@ pub fn synthesize(opts: &SynthOptions) -> Result<SynthReport> {
     if engines.is_empty() {
         bail!("no TTS engines given (known: {})", ENGINES.join(", "));
     }
-    std::fs::create_dir_all(&opts.out)?;
-    let tmp = TempDir::new()?;
-    let mut report = SynthReport::default();
+    Ok(engines)
+}
 
-    for engine in engines {
-        let voices = match discover(engine) {
-            Ok(v) if !v.is_empty() => v,
-            Ok(_) => {
-                eprintln!(
-                    "warning: {}: installed but no usable voice found, skipped",
-                    engine.name()
-                );
-                report.missing.push(engine.name().to_string());
+/// The engine's voices, or `None` (with a warning) when it is missing or has none.
+fn usable_voices(engine: Engine) -> Option<Vec<Voice>> {
+    match discover(engine) {
+        Ok(v) if !v.is_empty() => Some(v),
+        Ok(_) => {
+            eprintln!(
+                "warning: {}: installed but no usable voice found, skipped",
+                engine.name()
+            );
+            None
+        }
+        Err(e) => {
+            eprintln!("warning: {}: {e}, skipped", engine.name());
+            None
+        }
+    }
+}
+
+/// One engine's pass over the words: its voices, and what they have done so far.
+struct EngineRun<'a> {
+    engine: Engine,
+    voices: Vec<Voice>,
+    opts: &'a SynthOptions,
+    tmp: &'a Path,
+    /// Clips written, and the speakers that wrote at least one.
+    written: usize,
+    used: Vec<String>,
+    /// Renders that failed.
+    failed: usize,
+    /// Words each speaker failed on where others did not.
+    failures: HashMap<String, usize>,
+    /// The next file number per (word, speaker).
+    counters: HashMap<(String, String), usize>,
+}
+
+impl<'a> EngineRun<'a> {
+    fn new(engine: Engine, voices: Vec<Voice>, opts: &'a SynthOptions, tmp: &'a Path) -> Self {
+        EngineRun {
+            engine,
+            voices,
+            opts,
+            tmp,
+            written: 0,
+            used: Vec::new(),
+            failed: 0,
+            failures: HashMap::new(),
+            counters: HashMap::new(),
+        }
+    }
+
+    /// Writes `opts.variants` clips of `word`, each from the next voice of a shuffled
+    /// order, skipping voices that fail.
+    fn speak(&mut self, word: &str) -> Result<()> {
+        let name = self.engine.name();
+        let mut rng = Rng::new(self.opts.seed ^ fnv1a(&format!("{name}/{word}")));
+        let mut order: Vec<usize> = (0..self.voices.len()).collect();
+        rng.shuffle(&mut order);
+        let max_attempts = self.opts.variants + self.voices.len();
+        let (mut done, mut attempt) = (0, 0);
+        let mut failed_here: Vec<String> = Vec::new();
+        while done < self.opts.variants && attempt < max_attempts {
+            // Three voices failing before any succeeds: the word is the problem.
+            if done == 0 && failed_here.len() >= 3.min(self.voices.len()) {
+                break;
+            }
+            let voice = &self.voices[order[attempt % order.len()]];
+            attempt += 1;
+            if self.failures.get(&voice.speaker).copied().unwrap_or(0) >= 2
+                || failed_here.contains(&voice.speaker)
+            {
                 continue;
             }
-            Err(e) => {
-                eprintln!("warning: {}: {e}, skipped", engine.name());
-                report.missing.push(engine.name().to_string());
-                continue;
-            }
-        };
-        let started = Instant::now();
-        let mut written = 0usize;
-        let mut used: Vec<String> = Vec::new();
-        let mut failures: HashMap<String, usize> = HashMap::new();
-        let mut counters: HashMap<(String, String), usize> = HashMap::new();
-        for word in &words {
-            let mut rng = Rng::new(opts.seed ^ fnv1a(&format!("{}/{}", engine.name(), word)));
-            let mut order: Vec<usize> = (0..voices.len()).collect();
-            rng.shuffle(&mut order);
-            let max_attempts = opts.variants + voices.len();
-            let (mut done, mut attempt) = (0, 0);
-            let mut failed_here: Vec<String> = Vec::new();
-            while done < opts.variants && attempt < max_attempts {
-                // Three voices failing before any succeeds: the word is the problem.
-                if done == 0 && failed_here.len() >= 3.min(voices.len()) {
-                    break;
+            match render_variant(voice, word, &mut rng, self.tmp) {
+                Ok(clip) => {
+                    let speaker = voice.speaker.clone();
+                    self.save(word, speaker, &clip)?;
+                    done += 1;
                 }
-                let voice = &voices[order[attempt % order.len()]];
-                attempt += 1;
-                if failures.get(&voice.speaker).copied().unwrap_or(0) >= 2
-                    || failed_here.contains(&voice.speaker)
-                {
-                    continue;
+                Err(e) => {
+                    eprintln!("warning: {name} {} on {word:?}: {e}", voice.speaker);
+                    failed_here.push(voice.speaker.clone());
+                    self.failed += 1;
                 }
-                // Every attempt draws the same number of values, so a failure does not
-                // shift the parameters of the clips after it.
-                let prosody = (rng.uniform(), rng.uniform());
-                let speed = rng.range(0.9, 1.1);
-                let peak_db = rng.range(-12.0, -1.0);
-                let samples = render(voice, word, prosody, &tmp.0).and_then(|x| {
-                    finish_clip(&x, speed, 10f32.powf(peak_db / 20.0))
-                        .ok_or_else(|| "no speech in the output".to_string())
-                });
-                match samples {
-                    Ok(clip) => {
-                        let n = counters
-                            .entry((word.clone(), voice.speaker.clone()))
-                            .or_insert(0);
-                        let dir = opts.out.join(word.replace(' ', "_"));
-                        std::fs::create_dir_all(&dir)?;
-                        let path = dir.join(format!("{}_nohash_{}.wav", voice.speaker, n));
-                        *n += 1;
-                        write_pcm16(&path, &clip, SAMPLE_RATE)?;
-                        written += 1;
-                        done += 1;
-                        if !used.contains(&voice.speaker) {
-                            used.push(voice.speaker.clone());
-                        }
-                    }
-                    Err(e) => {
-                        eprintln!(
-                            "warning: {} {} on {word:?}: {e}",
-                            engine.name(),
-                            voice.speaker
-                        );
-                        report.failed += 1;
-                        failed_here.push(voice.speaker.clone());
-                    }
-                }
-            }
-            // A voice that failed where others did not is charged; one that fails on
-            // two words is dropped for the rest of the run.
-            if done > 0 {
-                for sp in failed_here {
-                    *failures.entry(sp).or_insert(0) += 1;
-                }
-            }
-            if done < opts.variants {
-                eprintln!(
-                    "warning: {} wrote {done} of {} clips of {word:?}",
-                    engine.name(),
-                    opts.variants
-                );
             }
         }
-        used.sort();
-        eprintln!(
-            "{}: {written} clips from {} voices in {:.1} s",
-            engine.name(),
-            used.len(),
-            started.elapsed().as_secs_f64()
-        );
-        report.clips.insert(engine.name().to_string(), written);
-        report.speakers.insert(engine.name().to_string(), used);
+        // A voice that failed where others did not is charged; one that fails on
+        // two words is dropped for the rest of the run.
+        if done > 0 {
+            for sp in failed_here {
+                *self.failures.entry(sp).or_insert(0) += 1;
+            }
+        }
+        if done < self.opts.variants {
+            eprintln!(
+                "warning: {name} wrote {done} of {} clips of {word:?}",
+                self.opts.variants
+            );
+        }
+        Ok(())
     }
-    Ok(report)
+
+    /// Writes the clip as `<out>/<word>/<speaker>_nohash_<n>.wav`.
+    fn save(&mut self, word: &str, speaker: String, clip: &[f32]) -> Result<()> {
+        let n = self
+            .counters
+            .entry((word.to_string(), speaker.clone()))
+            .or_insert(0);
+        let dir = self.opts.out.join(word.replace(' ', "_"));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("{speaker}_nohash_{n}.wav"));
+        *n += 1;
+        write_pcm16(&path, clip, SAMPLE_RATE)?;
+        self.written += 1;
+        if !self.used.contains(&speaker) {
+            self.used.push(speaker);
+        }
+        Ok(())
+    }
+}
+
+/// Draws one clip's prosody, speed and level, then renders and finishes it.
+fn render_variant(
+    voice: &Voice,
+    word: &str,
+    rng: &mut Rng,
+    tmp: &Path,
+) -> Result<Vec<f32>, String> {
+    // Every attempt draws the same number of values, so a failure does not
+    // shift the parameters of the clips after it.
+    let prosody = (rng.uniform(), rng.uniform());
+    let speed = rng.range(0.9, 1.1);
+    let peak_db = rng.range(-12.0, -1.0);
+    render(voice, word, prosody, tmp).and_then(|x| {
+        finish_clip(&x, speed, 10f32.powf(peak_db / 20.0))
+            .ok_or_else(|| "no speech in the output".to_string())
+    })
 }
 
 fn valid_word(w: &str) -> bool {

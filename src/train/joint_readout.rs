@@ -81,6 +81,9 @@ impl Default for JointFitOptions {
     }
 }
 
+/// Refits all members' readouts together (spiking layers frozen) on the training
+/// speakers, each clip alone and in contexts; keeps the fit only if the validation
+/// speakers' accuracy does not drop.
 pub fn fit_joint_readout(
     model: &mut Model,
     ds: &Dataset,
@@ -94,88 +97,18 @@ pub fn fit_joint_readout(
         bail!("the joint readout needs training and validation clips; none found");
     }
     let noise = ds.noise_waves(Split::Train, rate);
-    // Contexts a whole number of hops long, so the clip's frames are its own.
-    let hop = model.config.features.hop_length;
-    let half = (rate as usize / 2) / hop * hop;
     let mut rng = Rng::new(opts.seed);
-    let mut jobs: Vec<(usize, Context)> = Vec::with_capacity(train.len() * 4);
-    let mut groups: Vec<Vec<usize>> = Vec::with_capacity(train.len());
-    for i in 0..train.len() {
-        let first = jobs.len();
-        jobs.push((i, Context::None));
-        jobs.push((i, Context::Silence));
-        if !noise.is_empty() {
-            let file = rng.below(noise.len());
-            jobs.push((
-                i,
-                Context::Noise {
-                    file,
-                    seed: rng.next_u64(),
-                },
-            ));
-        }
-        jobs.push((i, Context::Clip(rng.below(train.len()))));
-        groups.push((first..jobs.len()).collect());
-        // Moved windows are other windows, not the clip in a context: no consistency term.
-        for _ in 0..if noise.is_empty() { 0 } else { opts.shifted } {
-            let frames = (10 + rng.below(21)) as i32 * if rng.below(2) == 0 { -1 } else { 1 };
-            groups.push(vec![jobs.len()]);
-            jobs.push((
-                i,
-                Context::Shifted {
-                    file: rng.below(noise.len()),
-                    seed: rng.next_u64(),
-                    frames,
-                },
-            ));
-        }
-    }
+    let (jobs, groups) = context_jobs(train.len(), noise.len(), opts.shifted, &mut rng);
     let sets = FeatureSets::of(model);
-    let frozen = model.clone();
-    let feats = |context: &[f32], x: &[f32]| {
-        with_mel_frame(&frozen.config.features, |mf| {
-            features_in_context(&frozen, mf, context, x, &sets)
-        })
+    let views = Views {
+        model: &model.clone(),
+        sets: &sets,
+        train: &train,
+        noise: &noise,
     };
-    let samples: Vec<Sample> = parallel_map(&jobs, |(i, ctx)| {
-        let x = &train[*i].samples;
-        let (context, window): (Vec<f32>, &[f32]) = match ctx {
-            Context::None => (Vec::new(), x),
-            Context::Silence => (vec![0.0; half], x),
-            Context::Noise { file, seed } => {
-                let mut r = Rng::new(*seed);
-                let gain = r.range(0.1, 0.4);
-                let n = noise_crop(&noise[*file], half, &mut r);
-                (n.iter().map(|v| v * gain).collect(), x)
-            }
-            Context::Clip(j) => {
-                let c = &train[*j].samples;
-                (c[..c.len() / hop * hop].to_vec(), x)
-            }
-            Context::Shifted { file, seed, frames } => {
-                // Noise, the clip, noise; the window ends `frames` hops off the clip's end.
-                let mut r = Rng::new(*seed);
-                let gain = r.range(0.1, 0.4);
-                let pad = noise_crop(&noise[*file], 2 * half, &mut r);
-                let mut s: Vec<f32> = pad[..half].iter().map(|v| v * gain).collect();
-                s.extend_from_slice(x);
-                s.extend(pad[half..].iter().map(|v| v * gain));
-                let end = (half + x.len()).saturating_add_signed(*frames as isize * hop as isize);
-                let start = end - x.len();
-                let w = s.split_off(start);
-                return Sample {
-                    feats: feats(&s, &w[..x.len()]),
-                    label: train[*i].label,
-                };
-            }
-        };
-        Sample {
-            feats: feats(&context, window),
-            label: train[*i].label,
-        }
-    });
+    let samples: Vec<Sample> = parallel_map(&jobs, |(i, ctx)| views.sample(*i, ctx));
     let val_samples: Vec<Sample> = parallel_map(&val, |a| Sample {
-        feats: feats(&[], &a.samples),
+        feats: views.feats(&[], &a.samples),
         label: a.label,
     });
     let accuracy = |m: &Model| {
@@ -188,11 +121,10 @@ pub fn fit_joint_readout(
     let before = accuracy(model);
     let trainable = vec![true; labels.len()];
     let mut fit = ReadoutFit::new(model, &sets, &trainable, &samples, false);
-    let lr0 = opts.lr;
     for e in 1..=opts.epochs {
         // Cosine decay: the last epochs settle instead of jumping between solutions.
         let phase = std::f32::consts::PI * (e - 1) as f32 / opts.epochs as f32;
-        fit.lr = lr0 * 0.5 * (1.0 + phase.cos());
+        fit.lr = opts.lr * 0.5 * (1.0 + phase.cos());
         fit.epoch_grouped(&samples, &groups, opts.consistency, &mut rng);
     }
     let mut fitted = model.clone();
@@ -213,4 +145,95 @@ pub fn fit_joint_readout(
         validation_before: before,
         validation_after: after,
     })
+}
+
+/// Every training clip alone, after silence, noise and another clip (one consistency
+/// group), plus `shifted` moved windows each a group of its own: moved windows are other
+/// windows, not the clip in a context.
+fn context_jobs(
+    clips: usize,
+    noises: usize,
+    shifted: usize,
+    rng: &mut Rng,
+) -> (Vec<(usize, Context)>, Vec<Vec<usize>>) {
+    let mut jobs: Vec<(usize, Context)> = Vec::with_capacity(clips * 4);
+    let mut groups: Vec<Vec<usize>> = Vec::with_capacity(clips);
+    for i in 0..clips {
+        let first = jobs.len();
+        jobs.push((i, Context::None));
+        jobs.push((i, Context::Silence));
+        if noises > 0 {
+            let file = rng.below(noises);
+            let seed = rng.next_u64();
+            jobs.push((i, Context::Noise { file, seed }));
+        }
+        jobs.push((i, Context::Clip(rng.below(clips))));
+        groups.push((first..jobs.len()).collect());
+        for _ in 0..if noises == 0 { 0 } else { shifted } {
+            let frames = (10 + rng.below(21)) as i32 * if rng.below(2) == 0 { -1 } else { 1 };
+            groups.push(vec![jobs.len()]);
+            let (file, seed) = (rng.below(noises), rng.next_u64());
+            jobs.push((i, Context::Shifted { file, seed, frames }));
+        }
+    }
+    (jobs, groups)
+}
+
+/// What the frozen networks make of a training clip in a context.
+struct Views<'a> {
+    model: &'a Model,
+    sets: &'a FeatureSets,
+    train: &'a [crate::data::LabeledAudio],
+    noise: &'a [Vec<f32>],
+}
+
+impl Views<'_> {
+    fn feats(&self, context: &[f32], x: &[f32]) -> Vec<Vec<Vec<f32>>> {
+        with_mel_frame(&self.model.config.features, |mf| {
+            features_in_context(self.model, mf, context, x, self.sets)
+        })
+    }
+
+    /// Contexts a whole number of hops long, so that the clip's frames are its own.
+    fn half_second(&self) -> usize {
+        let f = &self.model.config.features;
+        (f.sample_rate as usize / 2) / f.hop_length * f.hop_length
+    }
+
+    fn noise(&self, file: usize, seed: u64, len: usize) -> Vec<f32> {
+        let mut r = Rng::new(seed);
+        let gain = r.range(0.1, 0.4);
+        noise_crop(&self.noise[file], len, &mut r)
+            .iter()
+            .map(|v| v * gain)
+            .collect()
+    }
+
+    fn sample(&self, i: usize, ctx: &Context) -> Sample {
+        let x = &self.train[i].samples;
+        let (half, hop) = (self.half_second(), self.model.config.features.hop_length);
+        let feats = match ctx {
+            Context::None => self.feats(&[], x),
+            Context::Silence => self.feats(&vec![0.0; half], x),
+            Context::Noise { file, seed } => self.feats(&self.noise(*file, *seed, half), x),
+            Context::Clip(j) => {
+                let c = &self.train[*j].samples;
+                self.feats(&c[..c.len() / hop * hop], x)
+            }
+            Context::Shifted { file, seed, frames } => {
+                // Noise, the clip, noise; the window ends `frames` hops off the clip's end.
+                let pad = self.noise(*file, *seed, 2 * half);
+                let mut s: Vec<f32> = pad[..half].to_vec();
+                s.extend_from_slice(x);
+                s.extend_from_slice(&pad[half..]);
+                let end = (half + x.len()).saturating_add_signed(*frames as isize * hop as isize);
+                let w = s.split_off(end - x.len());
+                self.feats(&s, &w[..x.len()])
+            }
+        };
+        Sample {
+            feats,
+            label: self.train[i].label,
+        }
+    }
 }

@@ -200,20 +200,8 @@ pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainRep
     };
     let plan = LabelPlan::new(base, &examples, opts.replace)?;
     let per_word = examples_per_word(&examples, &mut warnings);
-    let joint = base.training["joint_readout"]["kept"].as_bool() == Some(true);
-    if opts.finetune_epochs > 0 && joint && !opts.replace {
-        warnings.push(
-            "--finetune retunes the spiking layers under the base's jointly fitted readout, which then \
-             no longer matches them: the old words lose more (bundled model: ~6 points against ~1-2 without)"
-                .into(),
-        );
-    }
-    // The new model: same networks, each readout widened (old rows kept) or replaced.
-    let mut model = base.clone();
-    model.config.labels = plan.labels.clone();
-    for net in &mut model.net.members {
-        net.readout = widened_readout(&net.readout, &plan.old, &plan.labels);
-    }
+    warnings.extend(finetune_warning(base, opts));
+    let mut model = plan.widened(base);
     let sets = FeatureSets::of(&model);
     let mut rng = Rng::new(opts.seed);
     let (held, validation_by) = hold_out(&examples, &mut rng);
@@ -321,6 +309,16 @@ impl LabelPlan {
         })
     }
 
+    /// The base's networks with each readout widened (old rows kept) or replaced.
+    fn widened(&self, base: &Model) -> Model {
+        let mut model = base.clone();
+        model.config.labels = self.labels.clone();
+        for net in &mut model.net.members {
+            net.readout = widened_readout(&net.readout, &self.old, &self.labels);
+        }
+        model
+    }
+
     fn index(&self, word: &str) -> usize {
         self.labels
             .iter()
@@ -331,6 +329,16 @@ impl LabelPlan {
     fn new_indices(&self) -> HashSet<usize> {
         self.new_words.iter().map(|w| self.index(w)).collect()
     }
+}
+
+/// Fine-tuning under a jointly fitted base readout costs the old words (measured).
+fn finetune_warning(base: &Model, opts: &RetrainOptions) -> Option<String> {
+    let joint = base.training["joint_readout"]["kept"].as_bool() == Some(true);
+    (opts.finetune_epochs > 0 && joint && !opts.replace).then(|| {
+        "--finetune retunes the spiking layers under the base's jointly fitted readout, which then \
+         no longer matches them: the old words lose more (bundled model: ~6 points against ~1-2 without)"
+            .into()
+    })
 }
 
 /// Examples per word, with warnings where there are too few to learn or to validate.
@@ -727,18 +735,7 @@ fn finetune(
     use burn::tensor::{Device, Int, Tensor, TensorData};
     let dev = Device::flex().autodiff();
     // Fine-tuning keeps each member's leaks within what it was trained with.
-    let leak_caps: Vec<f32> = model
-        .net
-        .members
-        .iter()
-        .map(|n| {
-            n.layers
-                .iter()
-                .flat_map(|l| l.beta.iter().copied())
-                .fold(crate::batch::net::BETA_MIN, f32::max)
-                .min(crate::batch::net::BETA_MAX)
-        })
-        .collect();
+    let leak_caps: Vec<f32> = model.net.members.iter().map(largest_leak).collect();
     let mut nets: Vec<_> = model
         .net
         .members
@@ -750,7 +747,6 @@ fn finetune(
             (crate::batch::net::TrainNet::from_network(n, &dev), optim)
         })
         .collect();
-    let rate = model.config.features.sample_rate;
     let c = model
         .config
         .encoder
@@ -758,24 +754,7 @@ fn finetune(
     let frozen = model.clone();
     let mut order: Vec<usize> = (0..jobs.len()).collect();
     for _ in 0..epochs {
-        rng.shuffle(&mut order);
-        let seeds: Vec<(usize, u64)> = order.iter().map(|&i| (i, rng.next_u64())).collect();
-        let inputs: Vec<Vec<f32>> = parallel_map(&seeds, |(i, seed)| {
-            let (x, _, _) = &jobs[*i];
-            let y = augment::augment_wave(x, noise, aug, rate, &mut Rng::new(*seed));
-            let (enc, _) = frozen.encode(&mut MelFrame::new(&frozen.config.features), &y);
-            crate::batch::net::channels_first(&enc, c)
-        });
-        let batches: Vec<(Vec<f32>, Vec<i64>)> = seeds
-            .chunks(32)
-            .zip(inputs.chunks(32))
-            .map(|(chunk, xs)| {
-                (
-                    xs.concat(),
-                    chunk.iter().map(|(i, _)| jobs[*i].1 as i64).collect(),
-                )
-            })
-            .collect();
+        let batches = epoch_batches(&frozen, jobs, noise, aug, &mut order, rng);
         // Members learn apart, one thread each (burn's CPU backend keeps one core busy
         // per graph), each on its own share of the batches: the ensemble costs what one
         // network does, and different data keeps the members' errors apart.
@@ -804,6 +783,49 @@ fn finetune(
         *m = tn.to_network();
     }
     Ok(())
+}
+
+/// A network's largest membrane leak, within the training bounds.
+fn largest_leak(n: &crate::snn::Network) -> f32 {
+    n.layers
+        .iter()
+        .flat_map(|l| l.beta.iter().copied())
+        .fold(crate::batch::net::BETA_MIN, f32::max)
+        .min(crate::batch::net::BETA_MAX)
+}
+
+/// One epoch of shuffled, augmented batches of 32 (channels-first input, labels).
+fn epoch_batches(
+    frozen: &Model,
+    jobs: &[(Vec<f32>, usize, u64)],
+    noise: &[Vec<f32>],
+    aug: &AugmentConfig,
+    order: &mut [usize],
+    rng: &mut Rng,
+) -> Vec<(Vec<f32>, Vec<i64>)> {
+    let rate = frozen.config.features.sample_rate;
+    let c = frozen
+        .config
+        .encoder
+        .out_channels(frozen.config.features.n_mels);
+    rng.shuffle(order);
+    let seeds: Vec<(usize, u64)> = order.iter().map(|&i| (i, rng.next_u64())).collect();
+    let inputs: Vec<Vec<f32>> = parallel_map(&seeds, |(i, seed)| {
+        let (x, _, _) = &jobs[*i];
+        let y = augment::augment_wave(x, noise, aug, rate, &mut Rng::new(*seed));
+        let (enc, _) = frozen.encode(&mut MelFrame::new(&frozen.config.features), &y);
+        crate::batch::net::channels_first(&enc, c)
+    });
+    seeds
+        .chunks(32)
+        .zip(inputs.chunks(32))
+        .map(|(chunk, xs)| {
+            (
+                xs.concat(),
+                chunk.iter().map(|(i, _)| jobs[*i].1 as i64).collect(),
+            )
+        })
+        .collect()
 }
 
 /// Checks that writing `out` will not replace the base model.

@@ -17,7 +17,7 @@ use super::augment::{self, AugmentConfig};
 use super::checkpoint::{Checkpoint, Checkpoints};
 use crate::audio::{fit_length, load_wav};
 use crate::batch::net::Forward;
-use crate::batch::{DeviceKind, TrainNet, burn_device};
+use crate::batch::{DeviceKind, TrainNet, burn_device, lif_for};
 use crate::config::{EncoderConfig, FeatureConfig, ModelConfig, NetworkConfig, SILENCE};
 use crate::data::{Dataset, Split, SplitRule, Task, label_index, task_labels};
 use crate::data::{LabeledAudio, load_labeled};
@@ -509,7 +509,7 @@ impl Run {
                 (mean, std, net, Progress::start(opts), None)
             }
         };
-        let mut tn = TrainNet::from_network(&net, &device);
+        let mut tn = TrainNet::from_network(&net, &device).with_lif(lif_for(opts.device));
         if opts.word_head > 0.0 {
             let (w, b) = word_head_weights(opts, &data.set, net.readout.c_in, &progress)?;
             tn = tn.with_word_head(w, b, &device);

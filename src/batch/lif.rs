@@ -1,0 +1,299 @@
+//! The LIF recurrence of a whole layer as one fused burn operation with a hand-written
+//! backward pass, instead of a dozen autodiff nodes per frame.
+//!
+//! Forward, for each (batch, channel) row over frames t (v₋₁ = s₋₁ = 0):
+//!   v_t = β·v_{t−1} + d_t − θ·s_{t−1}      (subtractive reset), or
+//!   v_t = (β·v_{t−1} + d_t)·(1 − s_{t−1})  (reset to zero),
+//!   s_t = H(v_t − θ).
+//! It saves the membrane potentials v. With the reset detached (as in the graph version
+//! and most SNN training) the backward pass is a linear reverse-time scan: the gradient of
+//! v_t is the surrogate term of s_t plus what v_{t+1} passes back, β (times 1 − s_t for the
+//! zero reset); from it come the gradients of the drive d, of β and of θ.
+//! Rows are independent: on the CPU they run in parallel over the cores.
+
+use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorData, TensorMetadata};
+use burn::backend::{backend_extension, read_sync, tensor::FloatTensor};
+use burn::tensor::Tensor;
+
+use crate::config::{Reset, Surrogate};
+
+/// How a spike is made and differentiated: the reset, the surrogate and its slope.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SpikeFn {
+    pub reset: Reset,
+    pub surrogate: Surrogate,
+    pub slope: f32,
+}
+
+#[backend_extension(Flex, Cube: cfg(feature = "gpu"), Autodiff)]
+pub trait LifOps: Backend {
+    /// Spikes `[B, C, T]` of LIF neurons driven by `drive` `[B, C, T]` with leaks `beta`
+    /// and thresholds `theta` `[C]`. `reset`: 0 subtract, 1 zero; `surrogate`: 0 sigmoid,
+    /// 1 fast sigmoid, 2 arctan (plain numbers cross the dispatch boundary).
+    fn lif_scan(
+        drive: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        theta: FloatTensor<Self>,
+        reset: u8,
+        surrogate: u8,
+        slope: f32,
+    ) -> FloatTensor<Self> {
+        let f = SpikeFn::decode(reset, surrogate, slope);
+        forward::<Self>(drive, beta, theta, f).0
+    }
+}
+
+impl LifOps for Flex {}
+#[cfg(feature = "gpu")]
+impl LifOps for burn::backend::Cube {}
+
+impl<B: Backend + LifOps, C: CheckpointStrategy> LifOps for Autodiff<B, C> {
+    fn lif_scan(
+        drive: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        theta: FloatTensor<Self>,
+        reset: u8,
+        surrogate: u8,
+        slope: f32,
+    ) -> FloatTensor<Self> {
+        let f = SpikeFn::decode(reset, surrogate, slope);
+        let nodes = [drive.node(), beta.node(), theta.node()];
+        match LifBackward.prepare::<C>(nodes).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (b, t) = (beta.primitive().clone(), theta.primitive().clone());
+                let (s, v) = forward::<B>(drive.primitive().clone(), b.clone(), t.clone(), f);
+                prep.finish((v, b, t, f), s)
+            }
+            OpsKind::UnTracked(prep) => {
+                let (d, b, t) = (
+                    drive.into_primitive(),
+                    beta.into_primitive(),
+                    theta.into_primitive(),
+                );
+                prep.finish(forward::<B>(d, b, t, f).0)
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct LifBackward;
+
+impl<B: Backend> Backward<B, 3> for LifBackward {
+    /// Membrane potentials `[B, C, T]`, leaks, thresholds, the spike function.
+    type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, SpikeFn);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [n_drive, n_beta, n_theta] = ops.parents;
+        let g_spikes = grads.consume::<B>(&ops.node);
+        let (v, beta, theta, f) = ops.state;
+        let (g_drive, g_beta, g_theta) = backward::<B>(g_spikes, v, beta, theta, f);
+        for (node, g) in [(n_drive, g_drive), (n_beta, g_beta), (n_theta, g_theta)] {
+            if let Some(node) = node {
+                grads.register::<B>(node.id, g);
+            }
+        }
+    }
+}
+
+/// The fused LIF layer on burn tensors: `drive` `[B, C, T]`, `beta` and `theta` `[C]`.
+pub fn lif_scan(drive: Tensor<3>, beta: Tensor<1>, theta: Tensor<1>, f: SpikeFn) -> Tensor<3> {
+    let (reset, surrogate, slope) = f.encode();
+    Tensor::from_dispatch(<Dispatch as LifOps>::lif_scan(
+        drive.into_dispatch(),
+        beta.into_dispatch(),
+        theta.into_dispatch(),
+        reset,
+        surrogate,
+        slope,
+    ))
+}
+
+impl SpikeFn {
+    fn encode(self) -> (u8, u8, f32) {
+        let reset = match self.reset {
+            Reset::Subtract => 0,
+            Reset::Zero => 1,
+        };
+        let surrogate = match self.surrogate {
+            Surrogate::Sigmoid => 0,
+            Surrogate::FastSigmoid => 1,
+            Surrogate::Arctan => 2,
+        };
+        (reset, surrogate, self.slope)
+    }
+
+    fn decode(reset: u8, surrogate: u8, slope: f32) -> Self {
+        SpikeFn {
+            reset: if reset == 0 {
+                Reset::Subtract
+            } else {
+                Reset::Zero
+            },
+            surrogate: match surrogate {
+                0 => Surrogate::Sigmoid,
+                1 => Surrogate::FastSigmoid,
+                _ => Surrogate::Arctan,
+            },
+            slope,
+        }
+    }
+}
+
+fn host<B: Backend>(t: FloatTensor<B>) -> Vec<f32> {
+    read_sync(B::float_into_data(t))
+        .expect("reading a tensor back from the device")
+        .try_into_vec_as::<f32>()
+        .expect("f32 tensor")
+}
+
+fn dims3<B: Backend>(t: &FloatTensor<B>) -> [usize; 3] {
+    let d = t.shape().dims::<3>();
+    [d[0], d[1], d[2]]
+}
+
+/// A row of the forward scan: channel, drive, spikes and potentials written.
+type ForwardRow<'a> = (usize, &'a [f32], &'a mut [f32], &'a mut [f32]);
+/// A row of the backward scan: channel, spike gradients, potentials, drive gradients.
+type BackwardRow<'a> = (usize, &'a [f32], &'a [f32], &'a mut [f32]);
+
+/// Spikes and membrane potentials of every row.
+fn forward<B: Backend>(
+    drive: FloatTensor<B>,
+    beta: FloatTensor<B>,
+    theta: FloatTensor<B>,
+    f: SpikeFn,
+) -> (FloatTensor<B>, FloatTensor<B>) {
+    let device = drive.device();
+    let [nb, nc, nt] = dims3::<B>(&drive);
+    let (d, beta, theta) = (host::<B>(drive), host::<B>(beta), host::<B>(theta));
+    let (mut s, mut v) = (vec![0f32; d.len()], vec![0f32; d.len()]);
+    let rows: Vec<ForwardRow> = d
+        .chunks(nt)
+        .zip(s.chunks_mut(nt).zip(v.chunks_mut(nt)))
+        .enumerate()
+        .map(|(r, (d, (s, v)))| (r % nc, d, s, v))
+        .collect();
+    in_parallel(rows, |(c, d, s, v)| {
+        forward_row(d, beta[c], theta[c], f.reset, s, v)
+    });
+    let t = |x: Vec<f32>| B::float_from_data(TensorData::new(x, [nb, nc, nt]), &device);
+    (t(s), t(v))
+}
+
+/// One row of the forward scan.
+pub fn forward_row(d: &[f32], beta: f32, theta: f32, reset: Reset, s: &mut [f32], v: &mut [f32]) {
+    let (mut vt, mut st) = (0f32, 0f32);
+    for t in 0..d.len() {
+        let leaky = beta * vt + d[t];
+        vt = match reset {
+            Reset::Subtract => leaky - theta * st,
+            Reset::Zero => leaky * (1.0 - st),
+        };
+        st = if vt - theta > 0.0 { 1.0 } else { 0.0 };
+        v[t] = vt;
+        s[t] = st;
+    }
+}
+
+/// Gradients of the drive `[B, C, T]`, the leaks and the thresholds `[C]`.
+fn backward<B: Backend>(
+    g_spikes: FloatTensor<B>,
+    v: FloatTensor<B>,
+    beta: FloatTensor<B>,
+    theta: FloatTensor<B>,
+    f: SpikeFn,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let device = v.device();
+    let [nb, nc, nt] = dims3::<B>(&v);
+    let (gs, v, beta, theta) = (
+        host::<B>(g_spikes),
+        host::<B>(v),
+        host::<B>(beta),
+        host::<B>(theta),
+    );
+    let mut gd = vec![0f32; gs.len()];
+    let rows: Vec<BackwardRow> = gs
+        .chunks(nt)
+        .zip(v.chunks(nt))
+        .zip(gd.chunks_mut(nt))
+        .enumerate()
+        .map(|(r, ((gs, v), gd))| (r % nc, gs, v, gd))
+        .collect();
+    let per_row = in_parallel(rows, |(c, gs, v, gd)| {
+        (c, backward_row(gs, v, beta[c], theta[c], f, gd))
+    });
+    let (mut g_beta, mut g_theta) = (vec![0f32; nc], vec![0f32; nc]);
+    for (c, (gb, gt)) in per_row {
+        g_beta[c] += gb;
+        g_theta[c] += gt;
+    }
+    let vec1 = |x: Vec<f32>| B::float_from_data(TensorData::new(x, [nc]), &device);
+    let g_drive = B::float_from_data(TensorData::new(gd, [nb, nc, nt]), &device);
+    (g_drive, vec1(g_beta), vec1(g_theta))
+}
+
+/// One row of the reverse-time scan: writes the drive's gradient, returns the row's
+/// share of the gradients of β and θ.
+pub fn backward_row(
+    gs: &[f32],
+    v: &[f32],
+    beta: f32,
+    theta: f32,
+    f: SpikeFn,
+    gd: &mut [f32],
+) -> (f32, f32) {
+    let spiked = |t: usize| if v[t] - theta > 0.0 { 1.0 } else { 0.0 };
+    let (mut gv, mut g_beta, mut g_theta) = (0f32, 0f32, 0f32);
+    for t in (0..v.len()).rev() {
+        let through_spike = gs[t] * f.surrogate.derivative(v[t] - theta, f.slope);
+        let g = gv + through_spike;
+        g_theta -= through_spike;
+        let (v_prev, s_prev) = if t == 0 {
+            (0.0, 0.0)
+        } else {
+            (v[t - 1], spiked(t - 1))
+        };
+        match f.reset {
+            Reset::Subtract => {
+                gd[t] = g;
+                g_beta += g * v_prev;
+                g_theta -= g * s_prev;
+                gv = g * beta;
+            }
+            Reset::Zero => {
+                let keep = 1.0 - s_prev;
+                gd[t] = g * keep;
+                g_beta += g * keep * v_prev;
+                gv = g * keep * beta;
+            }
+        }
+    }
+    (g_beta, g_theta)
+}
+
+/// Runs `f` over `rows` on all cores, keeping order.
+fn in_parallel<T: Send, R: Send>(rows: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = rows.len().div_ceil(threads).max(1);
+    let mut rows = rows;
+    let mut parts = Vec::new();
+    while rows.len() > chunk {
+        let rest = rows.split_off(chunk);
+        parts.push(std::mem::replace(&mut rows, rest));
+    }
+    parts.push(rows);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|p| s.spawn(|| p.into_iter().map(&f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("LIF worker panicked"))
+            .collect()
+    })
+}
