@@ -251,6 +251,19 @@ fn retraining_is_reproducible_and_leaves_the_old_rows_alone() {
     }
 }
 
+/// `retrain` of the words under `dir/words` with the bundled base, run in `dir` with no
+/// Speech Commands variable set.
+fn retrain_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_spikeword"))
+        .args(["retrain", "--data", "words", "--copies", "4", "--model"])
+        .arg(root().join("models/gsc12.safetensors"))
+        .args(args)
+        .env_remove("SPIKEWORD_DATA")
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn without_replay_data_retraining_runs_and_says_the_old_words_are_unmeasured() {
     // A user's machine: no Speech Commands folder anywhere, no variable pointing at one.
@@ -258,44 +271,17 @@ fn without_replay_data_retraining_runs_and_says_the_old_words_are_unmeasured() {
     let data = d.path().join("words");
     copy_word(&root().join("assets/fsdd_jackson4"), &data, "one", 4);
     copy_word(&root().join("assets/fsdd_jackson4"), &data, "two", 4);
-    let model = root().join("models/gsc12.safetensors");
-    let o = Command::new(env!("CARGO_BIN_EXE_spikeword"))
-        .args([
-            "retrain",
-            "--data",
-            "words",
-            "--out",
-            "new.safetensors",
-            "--copies",
-            "4",
-        ])
-        .arg("--model")
-        .arg(&model)
-        .env_remove("SPIKEWORD_DATA")
-        .current_dir(d.path())
-        .output()
-        .unwrap();
+    let o = retrain_in(d.path(), &["--out", "new.safetensors"]);
     let (out, e) = (String::from_utf8_lossy(&o.stdout), err(&o));
     assert!(o.status.success(), "{e}");
     assert!(out.contains("old words: n/a"), "{out}");
     assert!(e.contains("no replay data"), "{e}");
     assert!(d.path().join("new.safetensors").exists());
     // A replay folder that is not there is an error, not a quiet fallback.
-    let o = Command::new(env!("CARGO_BIN_EXE_spikeword"))
-        .args([
-            "retrain",
-            "--data",
-            "words",
-            "--out",
-            "n2.safetensors",
-            "--replay",
-            "nowhere",
-        ])
-        .arg("--model")
-        .arg(&model)
-        .current_dir(d.path())
-        .output()
-        .unwrap();
+    let o = retrain_in(
+        d.path(),
+        &["--out", "n2.safetensors", "--replay", "nowhere"],
+    );
     assert_eq!(o.status.code(), Some(1));
     assert!(err(&o).contains("nowhere"), "{}", err(&o));
 }

@@ -72,6 +72,7 @@ fn options(data: &Path, run: &Path, epochs: usize) -> TrainOptions {
         word_head: 0.0,
         word_head_exclude: vec![],
         leak_max: spikeword::batch::net::BETA_MAX,
+        lif: None,
     }
 }
 
@@ -187,17 +188,17 @@ fn no_speaker_is_in_two_splits() {
     }
 }
 
-/// `spikeword train` on the tiny folder into `run` (a small network, four epochs).
+/// `spikeword train` on the tiny folder into `run` (a small network, six epochs).
 fn train_command(data: &Path, run: &Path) -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_spikeword"));
     cmd.args(["train", "--task", "gsc35", "--split-rule", "salted"])
         .args([
             "--epochs",
-            "4",
+            "6",
             "--batch",
             "16",
             "--per-class",
-            "16",
+            "48",
             "--seed",
             "7",
         ])
@@ -232,6 +233,7 @@ fn a_run_killed_at_random_moments_resumes_from_its_last_complete_epoch() {
     let t0 = std::time::Instant::now();
     assert!(train_command(d.path(), &a).status().unwrap().success());
     let whole = t0.elapsed();
+    eprintln!("an uninterrupted run: {whole:?}");
     // SIGKILL at random moments of the run (start-up, mid-epoch, mid-checkpoint), each
     // time resuming what the last attempt left; then one attempt runs to the end.
     let mut rng = spikeword::util::Rng::new(11);
@@ -274,5 +276,5 @@ fn a_run_killed_at_random_moments_resumes_from_its_last_complete_epoch() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
         .collect();
-    assert_eq!(left, ["epoch-0004"], "{left:?}");
+    assert_eq!(left, ["epoch-0006"], "{left:?}");
 }

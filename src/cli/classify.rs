@@ -158,18 +158,20 @@ fn classify_files(
     device: DeviceKind,
 ) -> Result<Vec<Result<Vec<f32>, String>>> {
     let rate = model.config.features.sample_rate;
-    let clips: Vec<Result<Vec<f32>, String>> = parallel_map(files, |f| {
+    let clip = |f: &PathBuf| -> Result<Vec<f32>, String> {
         let x = load_wav(f, rate).map_err(|e| e.to_string())?;
         Ok(fit_length(&x, rate as usize))
-    });
+    };
     if device == DeviceKind::Cpu {
-        return Ok(parallel_map(&clips, |c| {
-            let x = c.as_ref().map_err(Clone::clone)?;
+        // One pass per file: decoded, decided and dropped (no clip kept in memory).
+        return Ok(parallel_map(files, |f| {
+            let x = clip(f)?;
             Ok(with_mel_frame(&model.config.features, |mf| {
-                model.classify(mf, x).probs
+                model.classify(mf, &x).probs
             }))
         }));
     }
+    let clips: Vec<Result<Vec<f32>, String>> = parallel_map(files, clip);
     let ok: Vec<Vec<f32>> = clips
         .iter()
         .filter_map(|c| c.as_ref().ok().cloned())

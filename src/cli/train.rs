@@ -105,6 +105,9 @@ pub struct Args {
     /// forgets what came before a word sooner, so decisions inside a stream hold.
     #[arg(long, default_value_t = spikeword::batch::net::BETA_MAX)]
     leak_max: f32,
+    /// LIF recurrence: fused (CPU default) or graph (GPU default); for benchmarks.
+    #[arg(long, value_enum, hide = true)]
+    lif: Option<LifArg>,
     /// Stop after this many epochs of this invocation (resume later with --resume).
     #[arg(long, value_parser = super::values::count)]
     stop_after: Option<usize>,
@@ -215,6 +218,7 @@ fn train_options(a: Args) -> Result<TrainOptions> {
         word_head: a.word_head,
         word_head_exclude: a.word_head_exclude,
         leak_max: a.leak_max,
+        lif: a.lif.map(LifArg::into_impl),
     })
 }
 
@@ -238,6 +242,15 @@ enum LifArg {
     Graph,
 }
 
+impl LifArg {
+    fn into_impl(self) -> spikeword::batch::LifImpl {
+        match self {
+            LifArg::Fused => spikeword::batch::LifImpl::Fused,
+            LifArg::Graph => spikeword::batch::LifImpl::Graph,
+        }
+    }
+}
+
 /// Training throughput of the default network on random input (forward, backward, Adam
 /// step, clamping), as one JSON line: the peer of scripts/torch_reference.py.
 pub fn bench(a: BenchArgs) -> Result<ExitCode> {
@@ -252,11 +265,9 @@ pub fn bench(a: BenchArgs) -> Result<ExitCode> {
         .map(|_| (0..98 * 40).map(|_| rng.normal()).collect())
         .collect();
     net.calibrate(&probe, 0.05);
-    let lif = match a.lif {
-        Some(LifArg::Fused) => spikeword::batch::LifImpl::Fused,
-        Some(LifArg::Graph) => spikeword::batch::LifImpl::Graph,
-        None => spikeword::batch::lif_for(a.device),
-    };
+    let lif = a
+        .lif
+        .map_or(spikeword::batch::lif_for(a.device), LifArg::into_impl);
     let mut tn = TrainNet::from_network(&net, &dev).with_lif(lif);
     let mut optim = AdamConfig::new().init();
     let (b, t) = (a.batch, 98);

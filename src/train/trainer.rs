@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::augment::{self, AugmentConfig};
 use super::checkpoint::{Checkpoint, Checkpoints};
 use crate::audio::{fit_length, load_wav};
-use crate::batch::net::Forward;
+use crate::batch::net::{Forward, LifImpl};
 use crate::batch::{DeviceKind, TrainNet, burn_device, lif_for};
 use crate::config::{EncoderConfig, FeatureConfig, ModelConfig, NetworkConfig, SILENCE};
 use crate::data::{Dataset, Split, SplitRule, Task, label_index, task_labels};
@@ -71,6 +71,10 @@ pub struct TrainOptions {
     /// agree within 0.1 s (`examples/stream_agreement.rs` measures the decisions).
     #[serde(default = "default_leak_max")]
     pub leak_max: f32,
+    /// How the LIF recurrence runs (`None`: the device's default, see `batch::lif_for`);
+    /// for benchmarks, not recorded (both compute the same).
+    #[serde(skip)]
+    pub lif: Option<LifImpl>,
 }
 
 fn default_leak_max() -> f32 {
@@ -509,7 +513,8 @@ impl Run {
                 (mean, std, net, Progress::start(opts), None)
             }
         };
-        let mut tn = TrainNet::from_network(&net, &device).with_lif(lif_for(opts.device));
+        let mut tn = TrainNet::from_network(&net, &device)
+            .with_lif(opts.lif.unwrap_or(lif_for(opts.device)));
         if opts.word_head > 0.0 {
             let (w, b) = word_head_weights(opts, &data.set, net.readout.c_in, &progress)?;
             tn = tn.with_word_head(w, b, &device);
