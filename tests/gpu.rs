@@ -72,7 +72,9 @@ fn fit_steps(kind: DeviceKind, steps: usize) -> (Vec<f32>, spikeword::snn::Netwo
         let l = spikeword::batch::net::loss(&tn.forward(x), y, 0.03, 4.0);
         losses.push(l.clone().into_scalar::<f32>());
         let grads = GradientsParams::from_grads(l.backward(), &tn);
-        tn = optim.step(3e-3, tn, grads);
+        tn = optim
+            .step(3e-3, tn, grads)
+            .clamp(spikeword::batch::net::BETA_MAX);
     }
     (losses, tn.to_network())
 }
