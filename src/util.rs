@@ -93,14 +93,26 @@ impl Rng {
 
 /// Maps `f` over `items` on all cores, keeping order.
 pub fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    parallel_map_owned(items.iter().collect(), f)
+}
+
+/// As `parallel_map`, consuming the items (which may hold `&mut` slices of one buffer).
+pub fn parallel_map_owned<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(items.len().max(1));
-    let chunk = items.len().div_ceil(threads.max(1)).max(1);
+    let chunk = items.len().div_ceil(threads).max(1);
+    let mut parts = Vec::with_capacity(threads);
+    let mut rest = items;
+    while rest.len() > chunk {
+        let tail = rest.split_off(chunk);
+        parts.push(std::mem::replace(&mut rest, tail));
+    }
+    parts.push(rest);
     std::thread::scope(|s| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|c| s.spawn(|| c.iter().map(&f).collect::<Vec<R>>()))
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|p| s.spawn(|| p.into_iter().map(&f).collect::<Vec<R>>()))
             .collect();
         handles
             .into_iter()

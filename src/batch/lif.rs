@@ -177,7 +177,7 @@ fn forward<B: Backend>(
         .enumerate()
         .map(|(r, (d, (s, v)))| (r % nc, d, s, v))
         .collect();
-    in_parallel(rows, |(c, d, s, v)| {
+    crate::util::parallel_map_owned(rows, |(c, d, s, v)| {
         forward_row(d, beta[c], theta[c], f.reset, s, v)
     });
     let t = |x: Vec<f32>| B::float_from_data(TensorData::new(x, [nb, nc, nt]), &device);
@@ -223,7 +223,7 @@ fn backward<B: Backend>(
         .enumerate()
         .map(|(r, ((gs, v), gd))| (r % nc, gs, v, gd))
         .collect();
-    let per_row = in_parallel(rows, |(c, gs, v, gd)| {
+    let per_row = crate::util::parallel_map_owned(rows, |(c, gs, v, gd)| {
         (c, backward_row(gs, v, beta[c], theta[c], f, gd))
     });
     let (mut g_beta, mut g_theta) = (vec![0f32; nc], vec![0f32; nc]);
@@ -273,27 +273,4 @@ pub fn backward_row(
         }
     }
     (g_beta, g_theta)
-}
-
-/// Runs `f` over `rows` on all cores, keeping order.
-fn in_parallel<T: Send, R: Send>(rows: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = rows.len().div_ceil(threads).max(1);
-    let mut rows = rows;
-    let mut parts = Vec::new();
-    while rows.len() > chunk {
-        let rest = rows.split_off(chunk);
-        parts.push(std::mem::replace(&mut rows, rest));
-    }
-    parts.push(rows);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = parts
-            .into_iter()
-            .map(|p| s.spawn(|| p.into_iter().map(&f).collect::<Vec<R>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("LIF worker panicked"))
-            .collect()
-    })
 }
