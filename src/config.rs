@@ -303,9 +303,61 @@ pub struct ModelConfig {
     /// Per-band mean and standard deviation of log-mel over the training set.
     pub norm_mean: Vec<f32>,
     pub norm_std: Vec<f32>,
+    /// Detection thresholds calibrated on validation streams, one set per false-alarm
+    /// rate (`spikeword calibrate`); empty for an uncalibrated model.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operating_points: Vec<OperatingPoint>,
 }
 
+/// Detection thresholds chosen for a false-alarm rate in running speech.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OperatingPoint {
+    /// The rate asked for (false alarms per hour of speech without a command word).
+    pub false_alarms_per_hour: f32,
+    /// Threshold of every word, by word.
+    pub thresholds: std::collections::BTreeMap<String, f32>,
+    /// What the validation streams measured at these thresholds.
+    pub measured_hit_rate: f32,
+    pub measured_false_alarms_per_hour: f32,
+}
+
+/// The operating point `detect` and `listen` use unless told otherwise.
+pub const DEFAULT_FALSE_ALARMS_PER_HOUR: f32 = 2.0;
+
 impl ModelConfig {
+    /// The calibrated point for `per_hour` false alarms: the one with the highest rate not
+    /// above it (else the strictest); `None` for an uncalibrated model.
+    pub fn operating_point(&self, per_hour: f32) -> Option<&OperatingPoint> {
+        let by_rate = |a: &&OperatingPoint, b: &&OperatingPoint| {
+            a.false_alarms_per_hour.total_cmp(&b.false_alarms_per_hour)
+        };
+        let pts = self.operating_points.iter();
+        pts.clone()
+            .filter(|p| p.false_alarms_per_hour <= per_hour)
+            .max_by(by_rate)
+            .or_else(|| pts.min_by(by_rate))
+    }
+
+    fn validate_operating_points(&self) -> Result<(), String> {
+        for p in &self.operating_points {
+            if !(p.false_alarms_per_hour.is_finite() && p.false_alarms_per_hour >= 0.0) {
+                return Err(format!(
+                    "operating point for {} false alarms/h",
+                    p.false_alarms_per_hour
+                ));
+            }
+            for (w, t) in &p.thresholds {
+                if !self.labels.contains(w) || w == SILENCE || w == UNKNOWN {
+                    return Err(format!("operating point: no reportable word {w:?}"));
+                }
+                if !(0.0..=1.0).contains(t) {
+                    return Err(format!("operating point: threshold {t} for {w:?}"));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Checks the whole configuration and its parts against each other.
     pub fn validate(&self) -> Result<(), String> {
         self.features
@@ -350,7 +402,7 @@ impl ModelConfig {
         {
             return Err("normalisation: non-finite mean or non-positive deviation".into());
         }
-        Ok(())
+        self.validate_operating_points()
     }
 }
 

@@ -35,6 +35,19 @@ pub struct EvalReport {
     pub dense_macs_per_s: f64,
 }
 
+/// The Wilson score 95 % interval of a proportion `correct / n` (sound at small n and near
+/// 0 or 1, where the normal approximation is not).
+pub fn wilson_interval(correct: usize, n: usize) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 1.0);
+    }
+    let (z, n) = (1.959_964f64, n as f64);
+    let p = correct as f64 / n;
+    let centre = (p + z * z / (2.0 * n)) / (1.0 + z * z / n);
+    let half = z / (1.0 + z * z / n) * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt();
+    ((centre - half).max(0.0), (centre + half).min(1.0))
+}
+
 /// Classifies every clip; returns the report and the per-clip outputs.
 pub fn evaluate(model: &Model, data: &[LabeledAudio]) -> (EvalReport, Vec<ClipOutput>) {
     let outs = parallel_map(data, |a| {
@@ -116,11 +129,15 @@ impl EvalReport {
     pub fn to_text(&self) -> String {
         use std::fmt::Write;
         let mut s = String::new();
+        let correct = (self.accuracy * self.n as f64).round() as usize;
+        let (lo, hi) = wilson_interval(correct, self.n);
         let _ = writeln!(
             s,
-            "accuracy {:.2} % on {} clips",
+            "accuracy {:.2} % on {} clips (95 % interval {:.1}–{:.1} %)",
             100.0 * self.accuracy,
-            self.n
+            self.n,
+            100.0 * lo,
+            100.0 * hi
         );
         let _ = writeln!(
             s,
@@ -183,4 +200,28 @@ pub fn model_split_rule(model: &Model) -> anyhow::Result<SplitRule> {
             "the model records no speaker split rule ({rec}): pass --split-rule official|salted"
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wilson_interval;
+
+    #[test]
+    fn wilson_interval_matches_published_values() {
+        // 247/285 (the bundled model's test split): 82.2–90.1 %.
+        let (lo, hi) = wilson_interval(247, 285);
+        assert!(
+            (lo - 0.8223).abs() < 5e-4 && (hi - 0.9013).abs() < 5e-4,
+            "{lo} {hi}"
+        );
+        // Newcombe (1998), 81/263: 0.2553–0.3662.
+        let (lo, hi) = wilson_interval(81, 263);
+        assert!(
+            (lo - 0.2553).abs() < 5e-4 && (hi - 0.3662).abs() < 5e-4,
+            "{lo} {hi}"
+        );
+        assert_eq!(wilson_interval(0, 0), (0.0, 1.0));
+        let (lo, hi) = wilson_interval(10, 10);
+        assert!(hi > 0.9999 && lo > 0.70 && lo < 0.74);
+    }
 }

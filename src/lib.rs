@@ -5,7 +5,7 @@
 //! `detect` (smoothed word events); `model` is the file that carries weights and
 //! config, `eval` measures a model on labelled clips from `data`. With the `train`
 //! feature (on by default), `batch` runs the network as a burn graph and `train` fits
-//! it with surrogate gradients; without it the library is the lean inference part.
+//! it with surrogate gradients (`teacher`: distilling pretrained models into it); without it the library is the lean inference part.
 
 pub mod audio;
 #[cfg(feature = "train")]
@@ -20,6 +20,9 @@ pub mod model;
 #[cfg(feature = "plot")]
 pub mod plot;
 pub mod snn;
+pub mod stream_bench;
+#[cfg(feature = "teacher")]
+pub mod teacher;
 #[cfg(feature = "train")]
 pub mod train;
 pub mod util;

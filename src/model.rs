@@ -181,6 +181,8 @@ impl Model {
             .next()
             .ok_or_else(|| ModelError::Invalid("ensemble".into(), "no members".into()))?;
         let mut records = vec![out.training.clone()];
+        // The ensemble's scores are new: thresholds calibrated for one member do not hold.
+        out.config.operating_points.clear();
         for (k, m) in it.enumerate() {
             let differs = |what: &str| {
                 ModelError::Invalid(

@@ -286,3 +286,58 @@ pub fn confusion_png(rep: &EvalReport, path: &Path) -> Result<()> {
     root.present().map_err(err)?;
     Ok(())
 }
+
+/// A named DET curve: (false alarms per hour, miss rate %, threshold) per point.
+pub type DetCurve = (String, Vec<(f64, f64, f32)>);
+
+/// One detector's DET curve: miss rate against false alarms per hour (log scale), with
+/// the operating points labelled by threshold. Points with no false alarm are drawn at
+/// `floor` (half of one false alarm in the measured time).
+pub fn det_png(title: &str, curves: &[DetCurve], floor: f64, path: &Path) -> Result<()> {
+    init_font();
+    let root = BitMapBackend::new(path, (900, 650)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let max_fa = curves
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|q| q.0))
+        .fold(10.0f64, f64::max)
+        * 1.5;
+    let mut c = ChartBuilder::on(&root)
+        .margin(20)
+        .caption(title, ("sans-serif", 22))
+        .x_label_area_size(50)
+        .y_label_area_size(60)
+        .build_cartesian_2d((floor * 0.8..max_fa).log_scale(), 0.0f64..100.0)
+        .map_err(err)?;
+    c.configure_mesh()
+        .x_desc("false alarms per hour of running speech (log)")
+        .y_desc("command words missed (%)")
+        .draw()
+        .map_err(err)?;
+    let colours = [BLUE, RED, GREEN, MAGENTA, CYAN, BLACK];
+    for (k, (name, pts)) in curves.iter().enumerate() {
+        let col = colours[k % colours.len()];
+        let xy: Vec<(f64, f64)> = pts.iter().map(|p| (p.0.max(floor), p.1)).collect();
+        c.draw_series(LineSeries::new(xy.clone(), col.stroke_width(2)))
+            .map_err(err)?
+            .label(name.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col));
+        c.draw_series(xy.iter().map(|&p| Circle::new(p, 3, col.filled())))
+            .map_err(err)?;
+        for (p, (x, y)) in pts.iter().zip(&xy) {
+            c.draw_series(std::iter::once(Text::new(
+                format!("{:.2}", p.2),
+                (*x, *y + 2.0),
+                ("sans-serif", 12).into_font().color(&col),
+            )))
+            .map_err(err)?;
+        }
+    }
+    c.configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)?;
+    Ok(())
+}

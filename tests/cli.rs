@@ -407,6 +407,8 @@ fn every_subcommand_parses_its_options_with_their_defaults() {
         vec!["retrain", "--data", "/nonexistent", "--out", out],
         vec!["ensemble", "/nonexistent.a", "/nonexistent.b", "--out", out],
         vec!["info", "--model", "/nonexistent"],
+        vec!["bench-detect", "--data", "/nonexistent"],
+        vec!["calibrate", "--data", "/nonexistent", "--out", out],
         vec!["record", "w", "--input", "/nonexistent.wav", "--dir", out],
     ] {
         let o = run(&args);

@@ -66,6 +66,7 @@ fn options(data: &Path, run: &Path, epochs: usize) -> TrainOptions {
             freq_mask: 0,
             time_mask: 0,
             context_s: 0.2,
+            mixup: 0.0,
         },
         init: None,
         dropout: 0.0,
@@ -73,6 +74,7 @@ fn options(data: &Path, run: &Path, epochs: usize) -> TrainOptions {
         word_head_exclude: vec![],
         leak_max: spikeword::batch::net::BETA_MAX,
         lif: None,
+        distill: None,
     }
 }
 

@@ -106,14 +106,21 @@ pub fn loss(
     rate_target: f32,
     rate_weight: f32,
 ) -> Tensor<1> {
-    let ce = cross_entropy(fwd.logits.clone(), labels);
-    fwd.rates.iter().fold(ce, |l, r| {
-        l + r
-            .clone()
-            .sub_scalar(rate_target)
-            .clamp_min(0.0)
-            .mul_scalar(rate_weight)
-    })
+    cross_entropy(fwd.logits.clone(), labels) + rate_penalty(fwd, rate_target, rate_weight)
+}
+
+/// The firing-rate penalty alone (see `loss`).
+pub fn rate_penalty(fwd: &Forward, rate_target: f32, rate_weight: f32) -> Tensor<1> {
+    let device = fwd.logits.device();
+    fwd.rates
+        .iter()
+        .fold(Tensor::zeros([1], &device), |l: Tensor<1>, r| {
+            l + r
+                .clone()
+                .sub_scalar(rate_target)
+                .clamp_min(0.0)
+                .mul_scalar(rate_weight)
+        })
 }
 
 /// Frames × channels (the engine's layout) → channels × frames (burn's conv layout).

@@ -1,3 +1,4 @@
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,10 +14,14 @@ use super::classify::Format;
 
 #[derive(clap::Args, Clone)]
 pub struct DetectorArgs {
-    /// Probability a word needs to be reported (0.5 was chosen on the validation speakers:
-    /// `scripts/stream_detection.py`).
-    #[arg(long, default_value_t = spikeword::detect::DetectorConfig::default().threshold, value_parser = super::values::probability)]
-    pub threshold: f32,
+    /// Probability every word needs to be reported, instead of the model's calibrated
+    /// thresholds (an uncalibrated model uses 0.5).
+    #[arg(long, value_parser = super::values::probability, conflicts_with = "false_alarms_per_hour")]
+    pub threshold: Option<f32>,
+    /// The model's calibrated operating point for this many false alarms per hour of
+    /// running speech (default 2; see `spikeword calibrate`).
+    #[arg(long, value_parser = super::values::non_negative)]
+    pub false_alarms_per_hour: Option<f32>,
     /// Per-word threshold, e.g. `--word-threshold yes=0.8` (repeatable).
     #[arg(long, value_parser = parse_kv)]
     pub word_threshold: Vec<(String, f32)>,
@@ -42,18 +47,40 @@ impl DetectorArgs {
     /// The detector settings for `model`, checked against its words.
     pub fn config(&self, model: &spikeword::Model) -> Result<DetectorConfig> {
         let frame_rate = model.config.features.frame_rate();
+        let (threshold, mut thresholds) = self.thresholds(model)?;
+        thresholds.extend(self.word_threshold.iter().cloned());
         let cfg = DetectorConfig {
             window: self
                 .window
                 .map_or(0, |w| ((w * frame_rate).round() as usize).max(1)),
-            threshold: self.threshold,
-            thresholds: self.word_threshold.iter().cloned().collect(),
+            threshold,
+            thresholds,
             refractory: (self.refractory * frame_rate).round() as usize,
             ..DetectorConfig::default()
         };
         cfg.validate(model.labels())
             .map_err(|e| anyhow::anyhow!("--word-threshold: {e}"))?;
         Ok(cfg)
+    }
+}
+
+impl DetectorArgs {
+    /// `--threshold` for every word, else the model's operating point, else 0.5.
+    fn thresholds(&self, model: &spikeword::Model) -> Result<(f32, HashMap<String, f32>)> {
+        let fallback = DetectorConfig::default().threshold;
+        if let Some(t) = self.threshold {
+            return Ok((t, HashMap::new()));
+        }
+        let rate = self
+            .false_alarms_per_hour
+            .unwrap_or(spikeword::config::DEFAULT_FALSE_ALARMS_PER_HOUR);
+        match model.config.operating_point(rate) {
+            Some(p) => Ok((fallback, p.thresholds.clone().into_iter().collect())),
+            None if self.false_alarms_per_hour.is_some() => anyhow::bail!(
+                "--false-alarms-per-hour: this model has no calibrated thresholds (make them with `spikeword calibrate`), use --threshold"
+            ),
+            None => Ok((fallback, HashMap::new())),
+        }
     }
 }
 

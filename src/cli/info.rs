@@ -77,6 +77,25 @@ fn print_architecture(m: &Model) {
             m.net.len()
         );
     }
+    print_operating_points(m);
+}
+
+/// The calibrated detection thresholds, one line per false-alarm rate.
+fn print_operating_points(m: &Model) {
+    for p in &m.config.operating_points {
+        let t: Vec<String> = p
+            .thresholds
+            .iter()
+            .map(|(w, t)| format!("{w} {t:.2}"))
+            .collect();
+        println!(
+            "detection:  {:>4} false alarms/h (validation: {:.1} % found, {:.1}/h): {}",
+            p.false_alarms_per_hour,
+            100.0 * p.measured_hit_rate,
+            p.measured_false_alarms_per_hour,
+            t.join(", ")
+        );
+    }
 }
 
 /// What the training record holds: test result, date and length, retrained words.

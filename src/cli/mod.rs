@@ -1,5 +1,6 @@
 //! Subcommands, one module each.
 
+mod bench_detect;
 mod classify;
 mod data;
 mod detect;
@@ -57,6 +58,11 @@ enum Command {
     /// Training throughput on random input, one JSON line (benchmark helper).
     #[command(hide = true)]
     TrainBench(train::BenchArgs),
+    /// Command words found against false alarms per hour in running speech, over a
+    /// threshold sweep (streams built from held-out speakers and synthetic sentences).
+    BenchDetect(bench_detect::Args),
+    /// Per-word detection thresholds for chosen false-alarm rates, stored in the model.
+    Calibrate(bench_detect::CalibrateArgs),
     /// Combine trained models into one ensemble file (members vote by mean scores).
     Ensemble(ensemble::Args),
     /// Accuracy, confusion and firing rates of a model on a labelled folder.
@@ -79,6 +85,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Retrain(a) => retrain::run(a),
         Command::Train(a) => train::run(a),
         Command::TrainBench(a) => train::bench(a),
+        Command::BenchDetect(a) => bench_detect::run(a),
+        Command::Calibrate(a) => bench_detect::calibrate(a),
         Command::Ensemble(a) => ensemble::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Info(a) => info::run(a),

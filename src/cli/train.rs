@@ -8,6 +8,7 @@ use spikeword::batch::DeviceKind;
 use spikeword::config::{EncoderConfig, FeatureConfig, NetworkConfig, Reset, Surrogate};
 use spikeword::data::{SplitRule, Task};
 use spikeword::train::augment::AugmentConfig;
+use spikeword::train::distill::DistillConfig;
 use spikeword::train::{TrainOptions, train_for};
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -108,6 +109,20 @@ pub struct Args {
     /// LIF recurrence: fused (CPU default) or graph (GPU default); for benchmarks.
     #[arg(long, value_enum, hide = true)]
     lif: Option<LifArg>,
+    /// Distil this keyword teacher (TFLite, cargo feature `teacher`): it labels every
+    /// augmented clip as the student hears it; e.g.
+    /// models/teachers/mlperf_dscnn/kws_ref_model_f32weights.tflite.
+    #[arg(long)]
+    teacher: Option<PathBuf>,
+    /// Share of the loss on the teacher's posteriors (the rest on the true labels).
+    #[arg(long, default_value_t = 0.7, value_parser = super::values::probability)]
+    distill_weight: f32,
+    /// Temperature on the teacher's log-probabilities and the student's scores.
+    #[arg(long, default_value_t = 3.0, value_parser = super::values::positive)]
+    temperature: f32,
+    /// Probability of mixing a second training clip into an example at a random ratio.
+    #[arg(long, default_value_t = 0.0, value_parser = super::values::probability)]
+    mixup: f32,
     /// Stop after this many epochs of this invocation (resume later with --resume).
     #[arg(long, value_parser = super::values::count)]
     stop_after: Option<usize>,
@@ -159,10 +174,13 @@ fn encoder_config(a: &Args) -> EncoderConfig {
     }
 }
 
-/// The default augmentation, or none at all (`--no-augment`).
-fn augment_config(no_augment: bool) -> AugmentConfig {
+/// The default augmentation (with `--mixup`), or none at all (`--no-augment`).
+fn augment_config(no_augment: bool, mixup: f32) -> AugmentConfig {
     if !no_augment {
-        return AugmentConfig::default();
+        return AugmentConfig {
+            mixup,
+            ..AugmentConfig::default()
+        };
     }
     AugmentConfig {
         shift_s: 0.0,
@@ -173,6 +191,7 @@ fn augment_config(no_augment: bool) -> AugmentConfig {
         freq_mask: 0,
         time_mask: 0,
         context_s: 0.0,
+        mixup: 0.0,
     }
 }
 
@@ -194,9 +213,18 @@ fn network_config(a: &Args) -> Result<NetworkConfig> {
 }
 
 fn train_options(a: Args) -> Result<TrainOptions> {
+    let distill = a.teacher.clone().map(|teacher| DistillConfig {
+        teacher,
+        weight: a.distill_weight,
+        temperature: a.temperature,
+    });
+    if let Some(d) = &distill {
+        spikeword::train::distill::check(d)?;
+    }
     Ok(TrainOptions {
         encoder: encoder_config(&a),
-        augment: augment_config(a.no_augment),
+        augment: augment_config(a.no_augment, a.mixup),
+        distill,
         network: network_config(&a)?,
         data: a.data,
         extra: a.extra,

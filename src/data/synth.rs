@@ -173,6 +173,45 @@ pub fn synthesize(opts: &SynthOptions) -> Result<SynthReport> {
     Ok(report)
 }
 
+/// Running speech: each text spoken by `voices` voices of every engine asked for (a
+/// seeded choice; engines that are not installed are skipped with a warning), trimmed of
+/// silence, at a random peak level, at any length. Returns the recordings with the
+/// engines found missing.
+pub fn speak_texts(
+    texts: &[&str],
+    engines: &[String],
+    voices: usize,
+    seed: u64,
+) -> Result<(Vec<Vec<f32>>, Vec<String>)> {
+    let tmp = TempDir::new()?;
+    let (mut out, mut missing) = (Vec::new(), Vec::new());
+    for engine in parse_engines(engines)? {
+        let Some(mut found) = usable_voices(engine) else {
+            missing.push(engine.name().to_string());
+            continue;
+        };
+        let mut rng = Rng::new(seed ^ fnv1a(engine.name()));
+        rng.shuffle(&mut found);
+        for (i, text) in texts.iter().enumerate() {
+            for k in 0..voices.min(found.len()) {
+                let voice = &found[(i + k) % found.len()];
+                let prosody = (rng.uniform(), rng.uniform());
+                let peak = 10f32.powf(rng.range(-12.0, -3.0) / 20.0);
+                match render(voice, text, prosody, &tmp.0).map(|x| trim_silence(&x)) {
+                    Ok(Some(mut x)) => {
+                        let max = x.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+                        x.iter_mut().for_each(|v| *v *= peak / max);
+                        out.push(x);
+                    }
+                    Ok(None) => eprintln!("warning: {}: no speech for {text:?}", voice.speaker),
+                    Err(e) => eprintln!("warning: {} on {text:?}: {e}", voice.speaker),
+                }
+            }
+        }
+    }
+    Ok((out, missing))
+}
+
 /// The words trimmed and lowercased, blanks dropped, each once; odd characters refused.
 fn clean_words(given: &[String]) -> Result<Vec<String>> {
     let mut words: Vec<String> = Vec::new();

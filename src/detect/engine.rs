@@ -65,9 +65,28 @@ impl<'m> Engine<'m> {
         self.frames = frames;
     }
 
+    /// Feeds samples like `push`, but hands each frame's raw class scores and log-energy
+    /// to `on_frame` instead of the detector (to replay one run through many detectors).
+    pub fn push_scores(&mut self, samples: &[f32], mut on_frame: impl FnMut(&[f32], f32)) {
+        let mut frames = std::mem::take(&mut self.frames);
+        frames.clear();
+        self.mel.push(samples, |f| frames.extend_from_slice(f));
+        let n_mels = self.model.config.features.n_mels;
+        for f in frames.chunks_exact_mut(n_mels) {
+            let energy = log_energy(f);
+            self.norm.apply(f);
+            self.input_spikes += self.encoder.encode(f, &mut self.enc) as u64;
+            on_frame(
+                self.model.net.step(&mut self.state, &self.enc, self.mode),
+                energy,
+            );
+        }
+        self.frames = frames;
+    }
+
     /// One log-mel frame through normaliser, encoder, network and detector.
     pub fn step_frame(&mut self, logmel: &mut [f32]) -> Option<Event> {
-        let energy = logmel.iter().map(|v| v.exp()).sum::<f32>().max(1e-10).ln();
+        let energy = log_energy(logmel);
         self.norm.apply(logmel);
         self.input_spikes += self.encoder.encode(logmel, &mut self.enc) as u64;
         let scores = self.model.net.step(&mut self.state, &self.enc, self.mode);
@@ -91,4 +110,9 @@ impl<'m> Engine<'m> {
     pub fn frames_seen(&self) -> u64 {
         self.state.frames()
     }
+}
+
+/// Log of a frame's total mel energy (where the detector places a word's start and end).
+fn log_energy(logmel: &[f32]) -> f32 {
+    logmel.iter().map(|v| v.exp()).sum::<f32>().max(1e-10).ln()
 }

@@ -23,6 +23,10 @@ pub struct AugmentConfig {
     /// word whatever came before it, so a stream and an isolated clip agree.
     #[serde(default)]
     pub context_s: f32,
+    /// Probability of mixing a second training clip into an example, at a random ratio
+    /// (its label stays the first clip's; a teacher labels the mixture as heard).
+    #[serde(default)]
+    pub mixup: f32,
 }
 
 impl Default for AugmentConfig {
@@ -36,6 +40,7 @@ impl Default for AugmentConfig {
             freq_mask: 4,
             time_mask: 8,
             context_s: 0.64,
+            mixup: 0.0,
         }
     }
 }
@@ -98,6 +103,19 @@ pub fn augment_wave(
     }
     y.iter_mut().for_each(|v| *v = v.clamp(-1.0, 1.0));
     y
+}
+
+/// Adds `other` to `y` at a level between 0.1 and 0.5 of `y`'s own (by RMS): a second
+/// voice or word behind the first.
+pub fn mix_in(y: &mut [f32], other: &[f32], rng: &mut Rng) {
+    let (py, po) = (rms(y), rms(other));
+    if po < 1e-6 {
+        return;
+    }
+    let scale = rng.range(0.1, 0.5) * py.max(1e-3) / po;
+    for (a, b) in y.iter_mut().zip(other) {
+        *a = (*a + b * scale).clamp(-1.0, 1.0);
+    }
 }
 
 /// A silence example: a noise crop at a random level (sometimes digital silence).

@@ -3,6 +3,7 @@
 
 pub mod augment;
 pub mod checkpoint;
+pub mod distill;
 pub mod joint_readout;
 pub mod readout_fit;
 pub mod retrain;

@@ -313,6 +313,8 @@ impl LabelPlan {
     fn widened(&self, base: &Model) -> Model {
         let mut model = base.clone();
         model.config.labels = self.labels.clone();
+        // Thresholds calibrated for the old words and readout no longer hold.
+        model.config.operating_points.clear();
         for net in &mut model.net.members {
             net.readout = widened_readout(&net.readout, &self.old, &self.labels);
         }

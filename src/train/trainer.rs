@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::augment::{self, AugmentConfig};
 use super::checkpoint::{Checkpoint, Checkpoints};
+use super::distill::{DistillConfig, Distiller, distillation_loss};
 use crate::audio::{fit_length, load_wav};
 use crate::batch::net::{Forward, LifImpl};
 use crate::batch::{DeviceKind, TrainNet, burn_device, lif_for};
@@ -75,6 +76,9 @@ pub struct TrainOptions {
     /// for benchmarks, not recorded (both compute the same).
     #[serde(skip)]
     pub lif: Option<LifImpl>,
+    /// Learn from a teacher's posteriors as well as the labels.
+    #[serde(default)]
+    pub distill: Option<DistillConfig>,
 }
 
 fn default_leak_max() -> f32 {
@@ -237,32 +241,63 @@ fn band_stats(set: &TrainSet, cfg: &FeatureConfig) -> (Vec<f32>, Vec<f32>) {
     (mean, std)
 }
 
-/// One training example as network input `[C, T]` (flattened) plus label.
-fn make_example(
+/// One training example: network input `[C, T]` (flattened), word-head class, and the
+/// teacher's soft targets for the clip as heard (when distilling).
+struct Example {
+    x: Vec<f32>,
+    word: usize,
+    soft: Option<Vec<f32>>,
+}
+
+/// The augmented 1 s clip of an example of `class` and its word-head class.
+fn example_clip(
     set: &TrainSet,
+    class: usize,
+    opts: &TrainOptions,
+    rng: &mut Rng,
+) -> (Vec<f32>, usize) {
+    let len = opts.features.sample_rate as usize;
+    if Some(class) == set.silence_class {
+        return (
+            augment::silence_clip(&set.noise, len, rng),
+            set.words.len() - 1,
+        );
+    }
+    let pool = &set.by_class[class];
+    let i = rng.below(pool.len());
+    let mut wave = augment::augment_wave(
+        &pool[i],
+        &set.noise,
+        &opts.augment,
+        opts.features.sample_rate,
+        rng,
+    );
+    if opts.augment.mixup > 0.0 && rng.uniform() < opts.augment.mixup {
+        let other = &set.by_class[rng.below(set.by_class.len())];
+        if !other.is_empty() {
+            augment::mix_in(&mut wave, &other[rng.below(other.len())], rng);
+        }
+    }
+    (wave, set.word_of[class][i])
+}
+
+/// One training example of `class`.
+fn make_example(
+    data: &RunData,
     class: usize,
     opts: &TrainOptions,
     norm: &Normalizer,
     mf: &mut MelFrame,
     rng: &mut Rng,
-) -> (Vec<f32>, usize) {
-    let len = opts.features.sample_rate as usize;
+) -> Result<Example> {
+    let set = &data.set;
     let hop = opts.features.hop_length;
     let ctx_frames = context_frames(opts);
-    let mut word = set.words.len() - 1;
-    let mut wave = if Some(class) == set.silence_class {
-        augment::silence_clip(&set.noise, len, rng)
-    } else {
-        let pool = &set.by_class[class];
-        let i = rng.below(pool.len());
-        word = set.word_of[class][i];
-        augment::augment_wave(
-            &pool[i],
-            &set.noise,
-            &opts.augment,
-            opts.features.sample_rate,
-            rng,
-        )
+    let (mut wave, word) = example_clip(set, class, opts, rng);
+    // The teacher hears the clip as the student does (its left context aside).
+    let soft = match &data.distiller {
+        Some(d) => Some(d.targets(&wave)?),
+        None => None,
     };
     // Left context: a quarter each of zero state (as offline), noise, other speech, quiet.
     let kind = if ctx_frames > 0 { rng.below(4) } else { 0 };
@@ -298,10 +333,11 @@ fn make_example(
     }
     augment::spec_augment(&mut mel.data, n, &opts.augment, rng);
     let (enc, _) = encoding::encode_clip(&opts.encoder, &mel.data, n);
-    (
-        crate::batch::net::channels_first(&enc, opts.encoder.out_channels(n)),
+    Ok(Example {
+        x: crate::batch::net::channels_first(&enc, opts.encoder.out_channels(n)),
         word,
-    )
+        soft,
+    })
 }
 
 /// Frames of left context per training example.
@@ -330,6 +366,7 @@ fn build_model(
             labels: labels.to_vec(),
             norm_mean: mean,
             norm_std: std,
+            operating_points: Vec::new(),
         },
         net: Ensemble::single(net),
         training,
@@ -424,6 +461,7 @@ struct RunData {
     labels: Vec<String>,
     set: TrainSet,
     val: Vec<LabeledAudio>,
+    distiller: Option<Distiller>,
 }
 
 impl RunData {
@@ -436,6 +474,10 @@ impl RunData {
             .map(|p| Dataset::scan(p, &opts.split_rule))
             .collect::<Result<_>>()?;
         let labels = task_labels(opts.task, Some(&ds));
+        let distiller = match &opts.distill {
+            Some(cfg) => Some(Distiller::load(cfg, &labels)?),
+            None => None,
+        };
         let rate = opts.features.sample_rate;
         let set = load_train_set(&ds, &extra, &labels, rate, &opts.word_head_exclude)?;
         let (val, failed) = load_labeled(&ds, Some(Split::Validation), &labels, rate);
@@ -460,6 +502,7 @@ impl RunData {
             labels,
             set,
             val,
+            distiller,
         })
     }
 }
@@ -539,13 +582,15 @@ impl Run {
         let lr = cosine_lr(opts.lr, self.progress.epoch, opts.epochs);
         let jobs = self.epoch_jobs(opts, data.labels.len());
         let norm = Normalizer::new(&self.mean, &self.std);
-        let examples: Vec<(Vec<f32>, usize)> = parallel_map(&jobs, |(c, s)| {
+        let examples: Vec<Example> = parallel_map(&jobs, |(c, s)| {
             with_mel_frame(&opts.features, |mf| {
-                make_example(&data.set, *c, opts, &norm, mf, &mut Rng::new(*s))
+                make_example(data, *c, opts, &norm, mf, &mut Rng::new(*s))
             })
-        });
+        })
+        .into_iter()
+        .collect::<Result<_>>()?;
         let c_in = opts.encoder.out_channels(opts.features.n_mels);
-        let t = examples[0].0.len() / c_in;
+        let t = examples[0].x.len() / c_in;
         let start = opts.network.decision_start(context_frames(opts), t);
         let pb = progress_bar(jobs.len(), epoch, opts.epochs);
         let mut sums = Sums::new(&self.device);
@@ -553,16 +598,15 @@ impl Run {
         let mut tn = self.tn.clone();
         for (chunk, ex) in jobs.chunks(opts.batch).zip(examples.chunks(opts.batch)) {
             let b = chunk.len();
-            let xs: Vec<f32> = ex.iter().flat_map(|(x, _)| x.iter().copied()).collect();
+            let xs: Vec<f32> = ex.iter().flat_map(|e| e.x.iter().copied()).collect();
             let x: Tensor<3> = Tensor::from_data(TensorData::new(xs, [b, c_in, t]), &self.device);
             let classes: Vec<i64> = chunk.iter().map(|(c, _)| *c as i64).collect();
             let y: Tensor<1, Int> = Tensor::from_data(TensorData::new(classes, [b]), &self.device);
             let drop = (opts.dropout > 0.0).then(|| (opts.dropout, self.progress.rng.next_u64()));
             let fwd = tn.forward_train(x, start, drop);
-            let mut loss =
-                crate::batch::net::loss(&fwd, y.clone(), opts.rate_target, opts.rate_weight);
+            let mut loss = self.clip_loss(&fwd, y.clone(), ex, opts, data);
             if let Some(wl) = fwd.word_logits.clone() {
-                let words: Vec<i64> = ex.iter().map(|(_, w)| *w as i64).collect();
+                let words: Vec<i64> = ex.iter().map(|e| e.word as i64).collect();
                 let yw = Tensor::from_data(TensorData::new(words, [b]), &self.device);
                 loss = loss + crate::batch::net::cross_entropy(wl, yw).mul_scalar(opts.word_head);
             }
@@ -588,6 +632,31 @@ impl Run {
             rate: m.rate * opts.features.frame_rate() as f64,
             clips_per_s: sums.seen as f64 / te.elapsed().as_secs_f64(),
         })
+    }
+
+    /// The labels' cross-entropy (shared with the teacher's when distilling) plus the
+    /// firing-rate penalty.
+    fn clip_loss(
+        &self,
+        fwd: &Forward,
+        y: Tensor<1, Int>,
+        ex: &[Example],
+        opts: &TrainOptions,
+        data: &RunData,
+    ) -> Tensor<1> {
+        let rate = crate::batch::net::rate_penalty(fwd, opts.rate_target, opts.rate_weight);
+        let ce = crate::batch::net::cross_entropy(fwd.logits.clone(), y);
+        let Some(d) = &data.distiller else {
+            return ce + rate;
+        };
+        let n = data.labels.len();
+        let soft: Vec<f32> = ex
+            .iter()
+            .flat_map(|e| e.soft.as_deref().unwrap_or(&[]).iter().copied())
+            .collect();
+        let q = Tensor::from_data(TensorData::new(soft, [ex.len(), n]), &self.device);
+        let kd = distillation_loss(fwd.logits.clone(), q, d.temperature);
+        ce.mul_scalar(1.0 - d.weight) + kd.mul_scalar(d.weight) + rate
     }
 
     /// `per_class` draws of every class, shuffled, each with its own seed so that parallel

@@ -1,0 +1,226 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+
+use spikeword::Model;
+use spikeword::data::{Dataset, Split};
+use spikeword::eval::model_split_rule;
+use spikeword::stream_bench::{
+    Frames, Material, Point, Stream, keyword_stream, no_command_stream, run_stream, sweep,
+};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Model file (default: the bundled model).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    #[command(flatten)]
+    streams: StreamArgs,
+    /// Detection thresholds to sweep (comma separated).
+    #[arg(long, value_delimiter = ',', value_parser = super::values::probability,
+          default_value = "0.3,0.4,0.5,0.6,0.7,0.8,0.85,0.9,0.95,0.98")]
+    thresholds: Vec<f32>,
+    /// One JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+    /// DET curve picture (miss rate against false alarms per hour).
+    #[arg(long)]
+    png: Option<PathBuf>,
+}
+
+/// Where the two streams come from.
+#[derive(clap::Args)]
+pub struct StreamArgs {
+    /// Speech Commands folder; its held-out speakers (the model's own split) voice the streams.
+    #[arg(long, env = "SPIKEWORD_DATA")]
+    data: PathBuf,
+    /// Which held-out speakers: test, or validation (to choose settings on); bench-detect
+    /// defaults to test, calibrate to validation.
+    #[arg(long, value_enum)]
+    split: Option<Split>,
+    /// Minutes of each stream.
+    #[arg(long, default_value_t = 10.0, value_parser = super::values::positive)]
+    minutes: f32,
+    /// TTS engines voicing the sentences of the no-command stream (missing ones are
+    /// skipped with a warning).
+    #[arg(long, value_delimiter = ',', default_value = "espeak,flite,festival")]
+    engines: Vec<String>,
+    /// Voices per engine and sentence.
+    #[arg(long, default_value_t = 2, value_parser = super::values::count)]
+    voices: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+/// Both streams, run through the model once.
+pub struct Streams {
+    pub keyword: Stream,
+    pub other: Stream,
+    pub keyword_frames: Frames,
+    pub other_frames: Frames,
+    pub summary: String,
+}
+
+impl StreamArgs {
+    pub fn build(&self, model: &Model, default_split: Split) -> Result<Streams> {
+        let split = self.split.unwrap_or(default_split);
+        if split == Split::Train {
+            bail!("--split train: detection is measured on held-out speakers (test or validation)");
+        }
+        let ds = Dataset::scan(&self.data, &model_split_rule(model)?)?;
+        let (m, missing) = Material::load(
+            model,
+            &ds,
+            split,
+            &self.engines,
+            self.voices,
+            self.seed,
+        )
+        .with_context(|| format!("{}", self.data.display()))?;
+        let (minutes, rate) = (self.minutes as f64, model.config.features.sample_rate);
+        let keyword = keyword_stream(&m, minutes, rate, self.seed);
+        let other = no_command_stream(&m, minutes, rate, self.seed);
+        let summary = format!(
+            "{:?} speakers: {} command words in {:.1} min; no-command stream {:.1} min ({} other-word clips, {} synthetic sentences{})",
+            split,
+            keyword.words.len(),
+            keyword.hours() * 60.0,
+            other.hours() * 60.0,
+            m.others.len(),
+            m.sentences.len(),
+            if missing.is_empty() {
+                String::new()
+            } else {
+                format!("; no {}", missing.join(", "))
+            }
+        );
+        Ok(Streams {
+            keyword_frames: run_stream(model, &keyword),
+            other_frames: run_stream(model, &other),
+            keyword,
+            other,
+            summary,
+        })
+    }
+}
+
+pub fn run(a: Args) -> Result<ExitCode> {
+    let model = super::load_model(&a.model)?;
+    let s = a.streams.build(&model, Split::Test)?;
+    let points = sweep(
+        &model,
+        (&s.keyword_frames, &s.keyword),
+        (&s.other_frames, &s.other),
+        &a.thresholds,
+    );
+    let summary = s.summary;
+    let nc = &s.other;
+    if a.json {
+        let j = serde_json::json!({"summary": summary, "keyword_minutes": s.keyword.hours() * 60.0,
+            "no_command_minutes": nc.hours() * 60.0, "points": points});
+        println!("{j}");
+    } else {
+        println!("{summary}");
+        print!("{}", table(&points));
+    }
+    if let Some(p) = &a.png {
+        let pts = points
+            .iter()
+            .map(|q| {
+                (
+                    q.false_alarms_per_hour,
+                    100.0 * (1.0 - q.hit_rate),
+                    q.threshold,
+                )
+            })
+            .collect();
+        let name = a
+            .model
+            .as_ref()
+            .map_or("bundled model".into(), |p| p.display().to_string());
+        spikeword::plot::det_png(
+            "detection in running speech",
+            &[(name, pts)],
+            0.5 / nc.hours(),
+            p,
+        )?;
+        eprintln!("wrote {}", p.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn table(points: &[Point]) -> String {
+    let mut s = String::from(
+        "threshold  words found    false alarms/h  (no-command stream)  wrong/repeated  between words\n",
+    );
+    for p in points {
+        s.push_str(&format!(
+            "{:>9.2}  {:>6.1} %  {:>3}/{:<3}  {:>8.1}       ({:>4} events)         {:>4}        {:>4}\n",
+            p.threshold,
+            100.0 * p.hit_rate,
+            p.hits,
+            p.keywords,
+            p.false_alarms_per_hour,
+            p.false_alarms,
+            p.wrong_or_repeated,
+            p.between_words
+        ));
+    }
+    s
+}
+
+#[derive(clap::Args)]
+pub struct CalibrateArgs {
+    /// Model file to calibrate (default: the bundled model).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Where the calibrated model goes (may be the same file: written atomically).
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    streams: StreamArgs,
+    /// False-alarm rates (per hour) to make operating points for.
+    #[arg(long, value_delimiter = ',', value_parser = super::values::non_negative,
+          default_value = "0.5,1,2,5,10,20,50")]
+    rates: Vec<f32>,
+}
+
+/// Per-word thresholds for each false-alarm rate, chosen on streams of held-out
+/// (by default validation) speakers and stored in the model file.
+pub fn calibrate(mut a: CalibrateArgs) -> Result<ExitCode> {
+    let mut model = super::load_model(&a.model)?;
+    if a.streams.split == Some(Split::Test) {
+        eprintln!(
+            "note: calibrating on the test speakers; their figures then no longer measure it"
+        );
+    }
+    a.rates.sort_by(f32::total_cmp);
+    a.rates.dedup();
+    let s = a.streams.build(&model, Split::Validation)?;
+    println!("{}", s.summary);
+    let points: Vec<_> = a
+        .rates
+        .iter()
+        .map(|&r| {
+            spikeword::stream_bench::calibrate(
+                &model,
+                (&s.keyword_frames, &s.keyword),
+                (&s.other_frames, &s.other),
+                r,
+            )
+        })
+        .collect();
+    for p in &points {
+        println!(
+            "{:>6.1} false alarms/h: {:.1} % of command words, {:.1} false alarms/h measured",
+            p.false_alarms_per_hour,
+            100.0 * p.measured_hit_rate,
+            p.measured_false_alarms_per_hour
+        );
+    }
+    model.config.operating_points = points;
+    model.save(&a.out)?;
+    println!("saved {}", a.out.display());
+    Ok(ExitCode::SUCCESS)
+}

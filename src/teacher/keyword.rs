@@ -1,0 +1,127 @@
+//! The MLPerf Tiny DS-CNN keyword model (TFLite, run by tract): 12 class probabilities
+//! of a 1 s clip.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use tract_tflite::prelude::*;
+
+use super::mfcc::{COEFFS, FRAMES, Mfcc};
+
+/// The teacher's output order (not the order of spikeword's label list).
+pub const LABELS: [&str; 12] = [
+    "down",
+    "go",
+    "left",
+    "no",
+    "off",
+    "on",
+    "right",
+    "stop",
+    "up",
+    "yes",
+    "_silence_",
+    "_unknown_",
+];
+
+/// The DS-CNN with its front end.
+pub struct KeywordTeacher {
+    plan: Arc<TypedRunnableModel>,
+    mfcc: Mfcc,
+}
+
+impl KeywordTeacher {
+    pub fn load(path: &Path) -> Result<Self> {
+        let plan = tract_tflite::tflite()
+            .model_for_path(path)
+            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_runnable())
+            .with_context(|| format!("loading the keyword teacher {}", path.display()))?;
+        let teacher = KeywordTeacher {
+            plan,
+            mfcc: Mfcc::new(),
+        };
+        // A file of another shape fails here, not in the middle of training.
+        let p = teacher.probabilities(&[0.0; 16000])?;
+        if p.len() != LABELS.len() {
+            bail!(
+                "{}: {} outputs, the keyword teacher has {}",
+                path.display(),
+                p.len(),
+                LABELS.len()
+            );
+        }
+        Ok(teacher)
+    }
+
+    /// The front end's coefficients, `FRAMES × COEFFS`.
+    pub fn mfcc(&self, clip: &[f32]) -> Vec<f32> {
+        self.mfcc.compute(clip)
+    }
+
+    /// Class probabilities of the first second of `clip`, in `LABELS` order.
+    pub fn probabilities(&self, clip: &[f32]) -> Result<Vec<f32>> {
+        let input = Tensor::from_shape(&[1, FRAMES, COEFFS, 1], &self.mfcc(clip))?;
+        let out = self.plan.run(tvec!(input.into()))?;
+        let view = out[0].to_plain_array_view::<f32>()?;
+        Ok(view.iter().copied().collect())
+    }
+
+    /// For each of `labels`, the teacher's output index; every label must be one of the
+    /// teacher's classes.
+    pub fn mapping(labels: &[String]) -> Result<Vec<usize>> {
+        labels
+            .iter()
+            .map(|l| {
+                LABELS.iter().position(|t| t == l).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "the keyword teacher knows {} but not {l:?}: distil the 12-class task",
+                        LABELS.join(" ")
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
+/// Teacher probabilities in the student's label order, softened: a temperature on
+/// log-probabilities (the DS-CNN is often certain to four digits, which teaches nothing
+/// about what a clip resembles).
+pub fn soften(probs: &[f32], map: &[usize], temperature: f32) -> Vec<f32> {
+    let logits: Vec<f32> = map
+        .iter()
+        .map(|&i| (probs[i].max(1e-8)).ln() / temperature)
+        .collect();
+    let max = logits.iter().cloned().fold(f32::MIN, f32::max);
+    let e: Vec<f32> = logits.iter().map(|z| (z - max).exp()).collect();
+    let sum: f32 = e.iter().sum();
+    e.iter().map(|v| v / sum).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn softening_keeps_the_order_and_flattens() {
+        let p = [0.97, 0.02, 0.01];
+        let q = soften(&p, &[0, 1, 2], 2.0);
+        assert!((q.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!(q[0] > q[1] && q[1] > q[2]);
+        assert!(q[0] < 0.97 && q[2] > 0.01);
+        let same = soften(&p, &[0, 1, 2], 1.0);
+        assert!(same.iter().zip(&p).all(|(a, b)| (a - b).abs() < 1e-6));
+        let swapped = soften(&p, &[2, 0], 1.0);
+        assert!(swapped[1] > swapped[0]);
+    }
+
+    #[test]
+    fn mapping_needs_every_label() {
+        let twelve: Vec<String> = LABELS.iter().rev().map(|s| s.to_string()).collect();
+        let m = KeywordTeacher::mapping(&twelve).unwrap();
+        assert_eq!(m[0], 11);
+        let bad = vec!["yes".to_string(), "marvin".to_string()];
+        assert!(KeywordTeacher::mapping(&bad).is_err());
+    }
+}
