@@ -43,7 +43,8 @@ fn main() -> anyhow::Result<()> {
     let labels = student.labels().to_vec();
     let ds = Dataset::scan(&root, &model_split_rule(&student)?)?;
     let (clips, _) = load_labeled(&ds, Some(split), &labels, 16_000);
-    let teacher = KeywordTeacher::load(Path::new(KEYWORD_TEACHER))?;
+    let teacher =
+        KeywordTeacher::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join(KEYWORD_TEACHER))?;
     let map = KeywordTeacher::mapping(&labels)?;
     let t_right: Vec<bool> = parallel_map(&clips, |c| {
         let p = teacher

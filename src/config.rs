@@ -413,3 +413,53 @@ pub const UNKNOWN: &str = "_unknown_";
 pub const GSC_COMMANDS: [&str; 10] = [
     "yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_with(points: &[(f32, &str, f32)]) -> ModelConfig {
+        ModelConfig {
+            features: FeatureConfig::default(),
+            encoder: EncoderConfig::Current,
+            network: NetworkConfig::default(),
+            labels: ["yes", "no", SILENCE, UNKNOWN].map(String::from).to_vec(),
+            norm_mean: vec![0.0; 40],
+            norm_std: vec![1.0; 40],
+            operating_points: points
+                .iter()
+                .map(|&(rate, word, t)| OperatingPoint {
+                    false_alarms_per_hour: rate,
+                    thresholds: [(word.to_string(), t)].into_iter().collect(),
+                    measured_hit_rate: 0.5,
+                    measured_false_alarms_per_hour: rate,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_operating_point_is_the_loosest_within_the_rate() {
+        let c = config_with(&[(1.0, "yes", 0.9), (5.0, "yes", 0.7), (20.0, "yes", 0.5)]);
+        let pick = |r: f32| c.operating_point(r).unwrap().false_alarms_per_hour;
+        assert_eq!(pick(2.0), 1.0);
+        assert_eq!(pick(5.0), 5.0);
+        assert_eq!(pick(1000.0), 20.0);
+        // Stricter than any calibrated point: the strictest.
+        assert_eq!(pick(0.1), 1.0);
+        assert!(config_with(&[]).operating_point(2.0).is_none());
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn operating_points_must_name_reportable_words_and_probabilities() {
+        for bad in [
+            config_with(&[(2.0, "maybe", 0.5)]),
+            config_with(&[(2.0, SILENCE, 0.5)]),
+            config_with(&[(2.0, "yes", 1.5)]),
+            config_with(&[(f32::NAN, "yes", 0.5)]),
+        ] {
+            assert!(bad.validate().is_err(), "{:?}", bad.operating_points);
+        }
+    }
+}

@@ -481,7 +481,7 @@ mod tests {
         ];
         assert_eq!(score_keywords(&events, &words), (1, 2, 1));
         assert_eq!(score_keywords(&[ev("no", 4.8, 5.2)], &words), (1, 0, 0));
-        assert_eq!(score_keywords(&[ev("no", 3.0, 4.6)], &words), (0, 0, 1));
+        assert_eq!(score_keywords(&[ev("no", 3.4, 4.6)], &words), (0, 0, 1));
     }
 
     #[test]

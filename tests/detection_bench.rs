@@ -22,23 +22,22 @@ fn json(o: &Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap()
 }
 
-fn bench(data: &Path, model: &str, extra: &[&str]) -> serde_json::Value {
+/// `command` on short streams of the validation speakers, sentences from one espeak voice.
+fn on_streams<'a>(command: &'a str, data: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
-        "bench-detect",
+        command,
         "--data",
         data.to_str().unwrap(),
-        "--model",
-        model,
         "--split",
         "validation",
-        "--minutes",
-        "1.5",
-        "--engines",
-        "espeak",
-        "--voices",
-        "1",
-        "--json",
     ];
+    args.extend(["--minutes", "1.5", "--engines", "espeak", "--voices", "1"]);
+    args.extend_from_slice(extra);
+    args
+}
+
+fn bench(data: &Path, model: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = on_streams("bench-detect", data, &["--model", model, "--json"]);
     args.extend_from_slice(extra);
     json(&run(&args))
 }
@@ -82,23 +81,11 @@ fn calibrated_thresholds_go_into_the_model_and_detect_uses_them() {
     };
     let d = tempfile::tempdir().unwrap();
     let out: PathBuf = d.path().join("calibrated.safetensors");
-    let o = run(&[
+    let o = run(&on_streams(
         "calibrate",
-        "--data",
-        data.to_str().unwrap(),
-        "--split",
-        "validation",
-        "--minutes",
-        "1.5",
-        "--engines",
-        "espeak",
-        "--voices",
-        "1",
-        "--rates",
-        "1,1000",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+        &data,
+        &["--rates", "1,1000", "--out", out.to_str().unwrap()],
+    ));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let m = spikeword::Model::load(&out).unwrap();
     let pts = &m.config.operating_points;

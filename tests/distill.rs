@@ -3,7 +3,7 @@
 //! teacher cannot label the task.
 #![cfg(feature = "teacher")]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use spikeword::batch::DeviceKind;
 use spikeword::config::{EncoderConfig, FeatureConfig, NetworkConfig};
@@ -32,22 +32,7 @@ const WORDS: [&str; 12] = [
 
 /// `n` clips of every command, one other word and the noise files (false without data).
 fn twelve_class_folder(dir: &Path, n: usize) -> bool {
-    let Some(shared) = common::speech_commands() else {
-        return false;
-    };
-    for w in WORDS {
-        let dst = dir.join(w);
-        std::fs::create_dir_all(&dst).unwrap();
-        let mut files: Vec<PathBuf> = std::fs::read_dir(shared.join(w))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
-        for f in files.iter().take(n) {
-            std::fs::copy(f, dst.join(f.file_name().unwrap())).unwrap();
-        }
-    }
-    true
+    common::copy_words(dir, &WORDS, n)
 }
 
 fn options(data: &Path, run: &Path, epochs: usize) -> TrainOptions {

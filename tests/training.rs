@@ -15,23 +15,7 @@ mod common;
 /// A small folder in the official layout: `n` clips of three words plus noise (false
 /// without the data).
 fn tiny_dataset(dir: &Path, n: usize) -> bool {
-    let Some(shared) = common::speech_commands() else {
-        return false;
-    };
-    for w in ["yes", "no", "up", "_background_noise_"] {
-        let src = shared.join(w);
-        let dst = dir.join(w);
-        std::fs::create_dir_all(&dst).unwrap();
-        let mut files: Vec<_> = std::fs::read_dir(&src)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
-        for f in files.iter().take(n) {
-            std::fs::copy(f, dst.join(f.file_name().unwrap())).unwrap();
-        }
-    }
-    true
+    common::copy_words(dir, &["yes", "no", "up", "_background_noise_"], n)
 }
 
 fn options(data: &Path, run: &Path, epochs: usize) -> TrainOptions {

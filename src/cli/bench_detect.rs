@@ -69,15 +69,8 @@ impl StreamArgs {
             bail!("--split train: detection is measured on held-out speakers (test or validation)");
         }
         let ds = Dataset::scan(&self.data, &model_split_rule(model)?)?;
-        let (m, missing) = Material::load(
-            model,
-            &ds,
-            split,
-            &self.engines,
-            self.voices,
-            self.seed,
-        )
-        .with_context(|| format!("{}", self.data.display()))?;
+        let (m, missing) = Material::load(model, &ds, split, &self.engines, self.voices, self.seed)
+            .with_context(|| format!("{}", self.data.display()))?;
         let (minutes, rate) = (self.minutes as f64, model.config.features.sample_rate);
         let keyword = keyword_stream(&m, minutes, rate, self.seed);
         let other = no_command_stream(&m, minutes, rate, self.seed);

@@ -35,3 +35,24 @@ fn find(var: &str, beside: &str, what: &str) -> Option<PathBuf> {
     eprintln!("skipped: no {what} data at {} (set {var})", dir.display());
     None
 }
+
+/// A small folder in the official layout under `dir`: the first `n` clips (by name) of each
+/// of `words` from the Speech Commands data (false without the data).
+pub fn copy_words(dir: &Path, words: &[&str], n: usize) -> bool {
+    let Some(shared) = speech_commands() else {
+        return false;
+    };
+    for w in words {
+        let dst = dir.join(w);
+        std::fs::create_dir_all(&dst).unwrap();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(shared.join(w))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for f in files.iter().take(n) {
+            std::fs::copy(f, dst.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    true
+}
