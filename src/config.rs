@@ -322,7 +322,7 @@ pub struct OperatingPoint {
 }
 
 /// The operating point `detect` and `listen` use unless told otherwise.
-pub const DEFAULT_FALSE_ALARMS_PER_HOUR: f32 = 2.0;
+pub const DEFAULT_FALSE_ALARMS_PER_HOUR: f32 = 5.0;
 
 impl ModelConfig {
     /// The calibrated point for `per_hour` false alarms: the one with the highest rate not

@@ -97,7 +97,7 @@ fn calibrated_thresholds_go_into_the_model_and_detect_uses_them() {
     }
     assert!(pts[0].measured_false_alarms_per_hour <= 1.0);
     assert!(pts[1].measured_hit_rate >= pts[0].measured_hit_rate);
-    // detect: the default point (2/h, i.e. the 1/h set) against the loose one.
+    // detect: the default point (5/h, i.e. the 1/h set) against the loose one.
     let events = |extra: &[&str]| {
         let mut args = vec![
             "detect",

@@ -7,7 +7,8 @@ use spikeword::Model;
 use spikeword::data::{Dataset, Split};
 use spikeword::eval::model_split_rule;
 use spikeword::stream_bench::{
-    Frames, Material, Point, Stream, keyword_stream, no_command_stream, run_stream, sweep,
+    Frames, Material, Point, Stream, keyword_stream, measure_operating_points, no_command_stream,
+    run_stream, sweep,
 };
 
 #[derive(clap::Args)]
@@ -107,40 +108,66 @@ pub fn run(a: Args) -> Result<ExitCode> {
         (&s.other_frames, &s.other),
         &a.thresholds,
     );
-    let summary = s.summary;
+    let calibrated = measure_operating_points(
+        &model,
+        (&s.keyword_frames, &s.keyword),
+        (&s.other_frames, &s.other),
+    );
     let nc = &s.other;
     if a.json {
-        let j = serde_json::json!({"summary": summary, "keyword_minutes": s.keyword.hours() * 60.0,
-            "no_command_minutes": nc.hours() * 60.0, "points": points});
+        let ops: Vec<_> = calibrated
+            .iter()
+            .map(|(r, p)| serde_json::json!({"calibrated_for_per_hour": r, "measured": p}))
+            .collect();
+        let j = serde_json::json!({"summary": s.summary, "keyword_minutes": s.keyword.hours() * 60.0,
+            "no_command_minutes": nc.hours() * 60.0, "points": points, "operating_points": ops});
         println!("{j}");
     } else {
-        println!("{summary}");
+        println!("{}", s.summary);
         print!("{}", table(&points));
+        for (r, p) in &calibrated {
+            println!(
+                "calibrated for {r:>4}/h (thresholds in the model): {:.1} % found ({}/{}), {:.1} false alarms/h",
+                100.0 * p.hit_rate,
+                p.hits,
+                p.keywords,
+                p.false_alarms_per_hour
+            );
+        }
     }
     if let Some(p) = &a.png {
-        let pts = points
-            .iter()
-            .map(|q| {
-                (
-                    q.false_alarms_per_hour,
-                    100.0 * (1.0 - q.hit_rate),
-                    q.threshold,
-                )
-            })
-            .collect();
-        let name = a
-            .model
-            .as_ref()
-            .map_or("bundled model".into(), |p| p.display().to_string());
-        spikeword::plot::det_png(
-            "detection in running speech",
-            &[(name, pts)],
-            0.5 / nc.hours(),
-            p,
-        )?;
-        eprintln!("wrote {}", p.display());
+        det_picture(&a, &points, &calibrated, nc.hours(), p)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The sweep (labelled by threshold) and the calibrated points (labelled by the rate they
+/// were calibrated for) as a DET picture.
+fn det_picture(
+    a: &Args,
+    points: &[Point],
+    calibrated: &[(f32, Point)],
+    hours: f64,
+    path: &std::path::Path,
+) -> Result<()> {
+    let xy = |q: &Point, label: f32| (q.false_alarms_per_hour, 100.0 * (1.0 - q.hit_rate), label);
+    let name = a
+        .model
+        .as_ref()
+        .map_or("bundled model".into(), |p| p.display().to_string());
+    let mut curves = vec![(
+        format!("{name}: one threshold (label)"),
+        points.iter().map(|q| xy(q, q.threshold)).collect(),
+    )];
+    if !calibrated.is_empty() {
+        curves.push((
+            "calibrated in the model (label: false alarms/h asked)".to_string(),
+            calibrated.iter().map(|(r, q)| xy(q, *r)).collect(),
+        ));
+    }
+    spikeword::plot::det_png("detection in running speech", &curves, 0.5 / hours, path)?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
 }
 
 fn table(points: &[Point]) -> String {
@@ -173,6 +200,10 @@ pub struct CalibrateArgs {
     out: PathBuf,
     #[command(flatten)]
     streams: StreamArgs,
+    /// A threshold per word (a greedy search) instead of one for all words: fits short
+    /// validation streams too closely (docs/detection.md), use with long ones.
+    #[arg(long)]
+    per_word: bool,
     /// False-alarm rates (per hour) to make operating points for.
     #[arg(long, value_delimiter = ',', value_parser = super::values::non_negative,
           default_value = "0.5,1,2,5,10,20,50")]
@@ -192,18 +223,13 @@ pub fn calibrate(mut a: CalibrateArgs) -> Result<ExitCode> {
     a.rates.dedup();
     let s = a.streams.build(&model, Split::Validation)?;
     println!("{}", s.summary);
-    let points: Vec<_> = a
-        .rates
-        .iter()
-        .map(|&r| {
-            spikeword::stream_bench::calibrate(
-                &model,
-                (&s.keyword_frames, &s.keyword),
-                (&s.other_frames, &s.other),
-                r,
-            )
-        })
-        .collect();
+    let find = if a.per_word {
+        spikeword::stream_bench::calibrate_per_word
+    } else {
+        spikeword::stream_bench::calibrate
+    };
+    let (kw, nc) = ((&s.keyword_frames, &s.keyword), (&s.other_frames, &s.other));
+    let points: Vec<_> = a.rates.iter().map(|&r| find(&model, kw, nc, r)).collect();
     for p in &points {
         println!(
             "{:>6.1} false alarms/h: {:.1} % of command words, {:.1} false alarms/h measured",

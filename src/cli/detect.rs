@@ -19,7 +19,7 @@ pub struct DetectorArgs {
     #[arg(long, value_parser = super::values::probability, conflicts_with = "false_alarms_per_hour")]
     pub threshold: Option<f32>,
     /// The model's calibrated operating point for this many false alarms per hour of
-    /// running speech (default 2; see `spikeword calibrate`).
+    /// running speech (default 5; see `spikeword calibrate`).
     #[arg(long, value_parser = super::values::non_negative)]
     pub false_alarms_per_hour: Option<f32>,
     /// Per-word threshold, e.g. `--word-threshold yes=0.8` (repeatable).

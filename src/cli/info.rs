@@ -83,11 +83,15 @@ fn print_architecture(m: &Model) {
 /// The calibrated detection thresholds, one line per false-alarm rate.
 fn print_operating_points(m: &Model) {
     for p in &m.config.operating_points {
-        let t: Vec<String> = p
-            .thresholds
-            .iter()
-            .map(|(w, t)| format!("{w} {t:.2}"))
-            .collect();
+        let first = p.thresholds.values().next().copied();
+        let t: Vec<String> = match first {
+            Some(f) if p.thresholds.values().all(|t| *t == f) => vec![format!("every word {f:.2}")],
+            _ => p
+                .thresholds
+                .iter()
+                .map(|(w, t)| format!("{w} {t:.2}"))
+                .collect(),
+        };
         println!(
             "detection:  {:>4} false alarms/h (validation: {:.1} % found, {:.1}/h): {}",
             p.false_alarms_per_hour,
