@@ -351,6 +351,10 @@ fn detector_options_are_checked_against_the_model() {
         vec!["detect", demo, "--refractory=-1"],
         vec!["classify", demo, "--top", "0"],
         vec!["listen", "--input", demo, "--seconds", "nan"],
+        vec!["detect", demo, "--false-alarms-per-hour=-1"],
+        vec!["bench-detect", "--data", ".", "--minutes", "1e9"],
+        vec!["bench-detect", "--data", ".", "--thresholds", "0.5,1.5"],
+        vec!["calibrate", "--data", ".", "--out", "x", "--rates", "nan"],
     ] {
         let o = run(&args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));

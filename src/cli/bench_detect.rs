@@ -41,7 +41,7 @@ pub struct StreamArgs {
     #[arg(long, value_enum)]
     split: Option<Split>,
     /// Minutes of each stream.
-    #[arg(long, default_value_t = 10.0, value_parser = super::values::positive)]
+    #[arg(long, default_value_t = 10.0, value_parser = super::values::stream_minutes)]
     minutes: f32,
     /// TTS engines voicing the sentences of the no-command stream (missing ones are
     /// skipped with a warning).

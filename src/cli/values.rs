@@ -66,6 +66,16 @@ pub fn seconds(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+/// Minutes of a built stream: above 0, at most two hours (each stream is held in memory:
+/// ~460 MB of samples at two hours).
+pub fn stream_minutes(s: &str) -> Result<f32, String> {
+    let v = positive(s)?;
+    if v > 120.0 {
+        return Err(format!("{v} minutes: at most 120"));
+    }
+    Ok(v)
+}
+
 fn finite(s: &str) -> Result<f32, String> {
     let v: f32 = s
         .trim()
@@ -92,5 +102,7 @@ mod tests {
         assert!(non_negative("-1e-9").is_err() && non_negative("0").is_ok());
         assert!(learning_rate("0").is_err() && learning_rate("11").is_err());
         assert!(seconds("0").is_err() && seconds("1e9").is_err() && seconds("2.5").is_ok());
+        assert!(stream_minutes("1e9").is_err() && stream_minutes("0").is_err());
+        assert_eq!(stream_minutes("30"), Ok(30.0));
     }
 }
