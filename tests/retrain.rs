@@ -41,13 +41,31 @@ fn copy_word(src: &Path, dst: &Path, word: &str, n: usize) {
     }
 }
 
-/// Teaches the ten FSDD digits of `assets/fsdd_jackson4`; returns the JSON report.
-fn retrain_digits(out: &Path, copies: usize) -> serde_json::Value {
+/// Four recordings of each FSDD digit by speaker "jackson" (`<digit>_jackson_0..3.wav`), one
+/// folder per word under `dir/jackson4` (`None` without the FSDD data).
+fn jackson4(dir: &Path) -> Option<PathBuf> {
+    let fsdd = common::fsdd()?;
+    let out = dir.join("jackson4");
+    let digits = [
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+    ];
+    for (d, word) in digits.iter().enumerate() {
+        std::fs::create_dir_all(out.join(word)).unwrap();
+        for k in 0..4 {
+            let name = format!("{d}_jackson_{k}.wav");
+            std::fs::copy(fsdd.join(word).join(&name), out.join(word).join(&name)).unwrap();
+        }
+    }
+    Some(out)
+}
+
+/// Teaches the ten digits of `data` (see `jackson4`); returns the JSON report.
+fn retrain_digits(data: &Path, out: &Path, copies: usize) -> serde_json::Value {
     let copies = copies.to_string();
     let o = run(&[
         "retrain",
         "--data",
-        "assets/fsdd_jackson4",
+        data.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
         "--copies",
@@ -61,8 +79,11 @@ fn retrain_digits(out: &Path, copies: usize) -> serde_json::Value {
 #[test]
 fn digits_from_four_recordings_each_become_new_words() {
     let d = tempfile::tempdir().unwrap();
+    let Some(fsdd4) = jackson4(d.path()) else {
+        return;
+    };
     let out = d.path().join("digits.safetensors");
-    let rep = retrain_digits(&out, 10);
+    let rep = retrain_digits(&fsdd4, &out, 10);
     assert_eq!(rep["new_words"].as_array().unwrap().len(), 10);
     assert_eq!(rep["labels"].as_array().unwrap().len(), 22);
     assert!(out.exists() && out.with_extension("md").exists());
@@ -95,6 +116,9 @@ fn digits_from_four_recordings_each_become_new_words() {
 #[test]
 fn bad_example_folders_get_clear_messages() {
     let d = tempfile::tempdir().unwrap();
+    let Some(fsdd4) = jackson4(d.path()) else {
+        return;
+    };
     let out = d.path().join("m.safetensors");
     let o_ = out.to_str().unwrap();
     // Empty folder.
@@ -105,7 +129,7 @@ fn bad_example_folders_get_clear_messages() {
     assert!(err(&o).contains("no examples"), "{}", err(&o));
     // A word that is already a label.
     let clash = d.path().join("clash");
-    copy_word(&root().join("assets/fsdd_jackson4"), &clash, "one", 2);
+    copy_word(&fsdd4, &clash, "one", 2);
     std::fs::rename(clash.join("one"), clash.join("yes")).unwrap();
     let o = run(&["retrain", "--data", clash.to_str().unwrap(), "--out", o_]);
     assert_eq!(o.status.code(), Some(1));
@@ -113,8 +137,8 @@ fn bad_example_folders_get_clear_messages() {
     assert!(!out.exists());
     // One example, an unreadable file and a silent clip: warnings, and a model anyway.
     let mixed = d.path().join("mixed");
-    copy_word(&root().join("assets/fsdd_jackson4"), &mixed, "two", 1);
-    copy_word(&root().join("assets/fsdd_jackson4"), &mixed, "six", 3);
+    copy_word(&fsdd4, &mixed, "two", 1);
+    copy_word(&fsdd4, &mixed, "six", 3);
     std::fs::write(mixed.join("six/broken.wav"), b"RIFF....WAVE").unwrap();
     spikeword::audio::wav::write_pcm16(&mixed.join("six/quiet.wav"), &vec![0.0; 16000], 16000)
         .unwrap();
@@ -135,13 +159,13 @@ fn bad_example_folders_get_clear_messages() {
     assert!(out.exists());
 }
 
-/// `retrain` of the bundled FSDD examples from the model `base` into `out`.
-fn retrain_from(base: &Path, out: &Path) -> Output {
+/// `retrain` of the examples in `data` from the model `base` into `out`.
+fn retrain_from(data: &Path, base: &Path, out: &Path) -> Output {
     let (base, out) = (base.to_str().unwrap(), out.to_str().unwrap());
     run(&[
         "retrain",
         "--data",
-        "assets/fsdd_jackson4",
+        data.to_str().unwrap(),
         "--model",
         base,
         "--out",
@@ -152,16 +176,19 @@ fn retrain_from(base: &Path, out: &Path) -> Output {
 #[test]
 fn the_base_model_is_never_overwritten() {
     let d = tempfile::tempdir().unwrap();
+    let Some(fsdd4) = jackson4(d.path()) else {
+        return;
+    };
     let base = d.path().join("base.safetensors");
     std::fs::copy(root().join("models/gsc12.safetensors"), &base).unwrap();
     let before = std::fs::read(&base).unwrap();
-    let o = retrain_from(&base, &base);
+    let o = retrain_from(&fsdd4, &base, &base);
     assert_eq!(o.status.code(), Some(1));
     assert!(err(&o).contains("is the base model"), "{}", err(&o));
     assert_eq!(std::fs::read(&base).unwrap(), before);
     // A base model of another format version.
     std::fs::write(&base, b"garbage").unwrap();
-    let o = retrain_from(&base, &d.path().join("n.safetensors"));
+    let o = retrain_from(&fsdd4, &base, &d.path().join("n.safetensors"));
     assert_eq!(o.status.code(), Some(1));
     assert!(err(&o).contains("not a spikeword model"));
     // No temporary files left behind by atomic writes.
@@ -228,11 +255,14 @@ fn record_cuts_utterances_out_of_a_long_recording() {
 #[test]
 fn retraining_is_reproducible_and_leaves_the_old_rows_alone() {
     let d = tempfile::tempdir().unwrap();
+    let Some(fsdd4) = jackson4(d.path()) else {
+        return;
+    };
     let outs: Vec<PathBuf> = (0..2)
         .map(|i| d.path().join(format!("r{i}.safetensors")))
         .collect();
     for out in &outs {
-        let rep = retrain_digits(out, 5);
+        let rep = retrain_digits(&fsdd4, out, 5);
         assert!(rep["new_word_bias_shift"].as_f64().unwrap() >= 0.0);
     }
     let base = spikeword::Model::load(&root().join("models/gsc12.safetensors")).unwrap();
@@ -268,9 +298,12 @@ fn retrain_in(dir: &Path, args: &[&str]) -> Output {
 fn without_replay_data_retraining_runs_and_says_the_old_words_are_unmeasured() {
     // A user's machine: no Speech Commands folder anywhere, no variable pointing at one.
     let d = tempfile::tempdir().unwrap();
+    let Some(fsdd4) = jackson4(d.path()) else {
+        return;
+    };
     let data = d.path().join("words");
-    copy_word(&root().join("assets/fsdd_jackson4"), &data, "one", 4);
-    copy_word(&root().join("assets/fsdd_jackson4"), &data, "two", 4);
+    copy_word(&fsdd4, &data, "one", 4);
+    copy_word(&fsdd4, &data, "two", 4);
     let o = retrain_in(d.path(), &["--out", "new.safetensors"]);
     let (out, e) = (String::from_utf8_lossy(&o.stdout), err(&o));
     assert!(o.status.success(), "{e}");
