@@ -18,7 +18,6 @@ import os, re, shlex, subprocess
 ENV = dict(os.environ)
 ENV.setdefault("SPIKEWORD_DATA", "../shared/data/speech_commands")
 
-text = open("README.md").read()
 pat = re.compile(r"(<!-- run: (.*?) -->\n)```text\n.*?```\n(<!-- end -->)", re.S)
 
 def refresh(m):
@@ -34,5 +33,6 @@ def refresh(m):
     print(f"$ {cmd}  (exit {r.returncode})")
     return f"{m.group(1)}```text\n$ {cmd}\n{out}\n```\n{m.group(3)}"
 
-new = pat.sub(refresh, text)
-open("README.md", "w").write(new)
+for doc in ["README.md", "models/README.md"]:
+    text = open(doc).read()
+    open(doc, "w").write(pat.sub(refresh, text))
