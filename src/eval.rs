@@ -129,7 +129,7 @@ impl EvalReport {
     pub fn to_text(&self) -> String {
         use std::fmt::Write;
         let mut s = String::new();
-        let correct = (self.accuracy * self.n as f64).round() as usize;
+        let correct: usize = self.per_class.iter().map(|c| c.correct).sum();
         let (lo, hi) = wilson_interval(correct, self.n);
         let _ = writeln!(
             s,

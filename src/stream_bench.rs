@@ -4,6 +4,8 @@
 //! through the streaming engine once, then through the detector at every threshold of a
 //! sweep: the share of command words found against false alarms per hour.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::config::OperatingPoint;
@@ -336,14 +338,34 @@ pub fn sweep(
 ) -> Vec<Point> {
     thresholds
         .iter()
-        .map(|&t| {
-            let cfg = DetectorConfig {
-                threshold: t,
-                ..DetectorConfig::default()
-            };
-            measure(model, keyword, no_command, cfg)
-        })
+        .map(|&t| measure(model, keyword, no_command, one_threshold(t)))
         .collect()
+}
+
+/// The default detector with threshold `t` for every word.
+fn one_threshold(t: f32) -> DetectorConfig {
+    DetectorConfig {
+        threshold: t,
+        ..DetectorConfig::default()
+    }
+}
+
+/// The default detector with a threshold per word.
+fn per_word(thresholds: &BTreeMap<String, f32>) -> DetectorConfig {
+    DetectorConfig {
+        thresholds: thresholds.clone().into_iter().collect(),
+        ..DetectorConfig::default()
+    }
+}
+
+/// What calibration chose for `per_hour`, with what the streams measured there.
+fn operating_point(per_hour: f32, thresholds: BTreeMap<String, f32>, p: &Point) -> OperatingPoint {
+    OperatingPoint {
+        false_alarms_per_hour: per_hour,
+        thresholds,
+        measured_hit_rate: p.hit_rate as f32,
+        measured_false_alarms_per_hour: p.false_alarms_per_hour as f32,
+    }
 }
 
 /// Hits and false alarms of one detector setting (`threshold` reports its global one).
@@ -381,14 +403,8 @@ pub fn measure_operating_points(
         .operating_points
         .iter()
         .map(|op| {
-            let cfg = DetectorConfig {
-                thresholds: op.thresholds.clone().into_iter().collect(),
-                ..DetectorConfig::default()
-            };
-            (
-                op.false_alarms_per_hour,
-                measure(model, keyword, no_command, cfg),
-            )
+            let p = measure(model, keyword, no_command, per_word(&op.thresholds));
+            (op.false_alarms_per_hour, p)
         })
         .collect()
 }
@@ -417,15 +433,10 @@ pub fn calibrate(
     no_command: (&Frames, &Stream),
     per_hour: f32,
 ) -> OperatingPoint {
-    let words = reportable(model);
     let mut last = None;
     for k in 30..=99 {
         let t = k as f32 / 100.0;
-        let cfg = DetectorConfig {
-            threshold: t,
-            ..DetectorConfig::default()
-        };
-        let p = measure(model, keyword, no_command, cfg);
+        let p = measure(model, keyword, no_command, one_threshold(t));
         let done = p.false_alarms_per_hour <= per_hour as f64;
         last = Some((t, p));
         if done {
@@ -433,12 +444,8 @@ pub fn calibrate(
         }
     }
     let (t, p) = last.expect("the loop runs");
-    OperatingPoint {
-        false_alarms_per_hour: per_hour,
-        thresholds: words.into_iter().map(|w| (w, t)).collect(),
-        measured_hit_rate: p.hit_rate as f32,
-        measured_false_alarms_per_hour: p.false_alarms_per_hour as f32,
-    }
+    let thresholds = reportable(model).into_iter().map(|w| (w, t)).collect();
+    operating_point(per_hour, thresholds, &p)
 }
 
 /// Per-word thresholds for at most `per_hour` false alarms in the no-command stream that
@@ -454,21 +461,21 @@ pub fn calibrate_per_word(
 ) -> OperatingPoint {
     let words = reportable(model);
     let mut step = vec![0usize; words.len()];
-    let measure = |step: &[usize]| {
-        let cfg = DetectorConfig {
-            thresholds: words
-                .iter()
-                .zip(step)
-                .map(|(w, &k)| (w.clone(), GRID[k]))
-                .collect(),
-            ..DetectorConfig::default()
-        };
+    let thresholds = |step: &[usize]| -> BTreeMap<String, f32> {
+        words
+            .iter()
+            .zip(step)
+            .map(|(w, &k)| (w.clone(), GRID[k]))
+            .collect()
+    };
+    let try_steps = |step: &[usize]| {
+        let cfg = per_word(&thresholds(step));
         let hits = score_keywords(&detect(model, keyword.0, cfg.clone()), &keyword.1.words).0;
         let fa = detect(model, no_command.0, cfg);
         (hits, fa)
     };
     let hours = no_command.1.hours().max(1e-9);
-    let (mut hits, mut fa) = measure(&step);
+    let (mut hits, mut fa) = try_steps(&step);
     while fa.len() as f64 / hours > per_hour as f64 {
         let mut best: Option<(f64, usize, usize, Vec<Event>)> = None;
         for (i, w) in words.iter().enumerate() {
@@ -476,7 +483,7 @@ pub fn calibrate_per_word(
                 continue;
             }
             step[i] += 1;
-            let (h, f) = measure(&step);
+            let (h, f) = try_steps(&step);
             step[i] -= 1;
             let removed = fa.len().saturating_sub(f.len());
             if removed == 0 {
@@ -502,20 +509,13 @@ pub fn calibrate_per_word(
                     break;
                 }
                 firing.iter().for_each(|&i| step[i] += 1);
-                (hits, fa) = measure(&step);
+                (hits, fa) = try_steps(&step);
             }
         }
     }
-    OperatingPoint {
-        false_alarms_per_hour: per_hour,
-        thresholds: words
-            .iter()
-            .zip(&step)
-            .map(|(w, &k)| (w.clone(), GRID[k]))
-            .collect(),
-        measured_hit_rate: hits as f32 / keyword.1.words.len().max(1) as f32,
-        measured_false_alarms_per_hour: (fa.len() as f64 / hours) as f32,
-    }
+    let chosen = thresholds(&step);
+    let p = measure(model, keyword, no_command, per_word(&chosen));
+    operating_point(per_hour, chosen, &p)
 }
 
 #[cfg(test)]

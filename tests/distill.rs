@@ -5,9 +5,8 @@
 
 use std::path::Path;
 
-use spikeword::batch::DeviceKind;
-use spikeword::config::{EncoderConfig, FeatureConfig, NetworkConfig};
-use spikeword::data::{SplitRule, Task};
+use spikeword::config::NetworkConfig;
+use spikeword::data::Task;
 use spikeword::teacher::KEYWORD_TEACHER;
 use spikeword::train::augment::AugmentConfig;
 use spikeword::train::distill::DistillConfig;
@@ -37,22 +36,9 @@ fn twelve_class_folder(dir: &Path, n: usize) -> bool {
 
 fn options(data: &Path, run: &Path, epochs: usize) -> TrainOptions {
     TrainOptions {
-        data: data.to_path_buf(),
-        extra: vec![],
-        run_dir: run.to_path_buf(),
-        out: run.join("model.safetensors"),
         task: Task::Gsc12,
-        split_rule: SplitRule::Salted,
-        epochs,
-        batch: 16,
-        lr: 3e-3,
         seed: 3,
-        device: DeviceKind::Cpu,
         per_class: 8,
-        rate_target: 0.05,
-        rate_weight: 1.0,
-        features: FeatureConfig::default(),
-        encoder: EncoderConfig::Current,
         network: NetworkConfig {
             channels: vec![16, 16],
             dilations: vec![1, 4],
@@ -62,17 +48,12 @@ fn options(data: &Path, run: &Path, epochs: usize) -> TrainOptions {
             mixup: 0.5,
             ..AugmentConfig::default()
         },
-        init: None,
-        dropout: 0.0,
-        word_head: 0.0,
-        word_head_exclude: vec![],
-        leak_max: spikeword::batch::net::BETA_MAX,
-        lif: None,
         distill: Some(DistillConfig {
             teacher: Path::new(env!("CARGO_MANIFEST_DIR")).join(KEYWORD_TEACHER),
             weight: 0.7,
             temperature: 3.0,
         }),
+        ..common::small_training(data, run, epochs)
     }
 }
 

@@ -4,10 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use spikeword::batch::DeviceKind;
-use spikeword::config::{EncoderConfig, FeatureConfig, NetworkConfig};
-use spikeword::data::{Dataset, Split, SplitRule, Task};
-use spikeword::train::augment::AugmentConfig;
+use spikeword::data::{Dataset, Split, SplitRule};
 use spikeword::train::{TrainOptions, train, train_for};
 
 mod common;
@@ -19,47 +16,7 @@ fn tiny_dataset(dir: &Path, n: usize) -> bool {
 }
 
 fn options(data: &Path, run: &Path, epochs: usize) -> TrainOptions {
-    TrainOptions {
-        data: data.to_path_buf(),
-        extra: vec![],
-        run_dir: run.to_path_buf(),
-        out: run.join("model.safetensors"),
-        task: Task::Gsc35,
-        split_rule: SplitRule::Salted,
-        epochs,
-        batch: 16,
-        lr: 3e-3,
-        seed: 7,
-        device: DeviceKind::Cpu,
-        per_class: 32,
-        rate_target: 0.05,
-        rate_weight: 1.0,
-        features: FeatureConfig::default(),
-        encoder: EncoderConfig::Current,
-        network: NetworkConfig {
-            channels: vec![32, 32],
-            dilations: vec![1, 4],
-            ..NetworkConfig::default()
-        },
-        augment: AugmentConfig {
-            shift_s: 0.05,
-            gain_db: 3.0,
-            speed: 0.0,
-            noise_prob: 0.3,
-            snr_db: (10.0, 30.0),
-            freq_mask: 0,
-            time_mask: 0,
-            context_s: 0.2,
-            mixup: 0.0,
-        },
-        init: None,
-        dropout: 0.0,
-        word_head: 0.0,
-        word_head_exclude: vec![],
-        leak_max: spikeword::batch::net::BETA_MAX,
-        lif: None,
-        distill: None,
-    }
+    common::small_training(data, run, epochs)
 }
 
 fn losses(run: &Path) -> Vec<f64> {
