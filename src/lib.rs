@@ -2,10 +2,12 @@
 //!
 //! Data flows one way: `audio` (decode, resample) → `features` (log-mel) →
 //! `encoding` (spikes or currents) → `snn` (LIF temporal convolutions) →
-//! `detect` (smoothed word events); `model` is the file that carries weights and
-//! config, `eval` measures a model on labelled clips from `data`. With the `train`
-//! feature (on by default), `batch` runs the network as a burn graph and `train` fits
-//! it with surrogate gradients (`teacher`: distilling pretrained models into it); without it the library is the lean inference part.
+//! `detect` (smoothed word events); `model` is the file that carries weights, config
+//! and `replay` (clips for retraining without the data); `eval` measures a model on
+//! labelled clips from `data`. With the `train` feature (on by default), `batch` runs
+//! the network as a burn graph and `train` fits it with surrogate gradients (`teacher`:
+//! distilling pretrained models into it); without it the library is the lean
+//! inference part.
 
 pub mod audio;
 #[cfg(feature = "train")]
@@ -19,6 +21,7 @@ pub mod features;
 pub mod model;
 #[cfg(feature = "plot")]
 pub mod plot;
+pub mod replay;
 pub mod snn;
 pub mod stream_bench;
 #[cfg(feature = "teacher")]

@@ -12,6 +12,7 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use crate::config::{EncoderConfig, ModelConfig, NetworkConfig};
 use crate::encoding;
 use crate::features::{self, MelFrame, Normalizer};
+use crate::replay::{self, ReplayStore};
 use crate::snn::{Ensemble, Mode, Network, Readout, SpikingLayer};
 
 /// Bumped whenever the file layout or the meaning of a weight changes. Version 2 added
@@ -55,6 +56,8 @@ pub struct Model {
     pub net: Ensemble,
     /// Free-form training record (JSON), shown by `spikeword info`.
     pub training: serde_json::Value,
+    /// Clips of the model's classes for `retrain` to replay (see `replay`), if stored.
+    pub replay: Option<std::sync::Arc<ReplayStore>>,
 }
 
 /// Re-expresses a first layer trained on input normalised with `own` (mean, std) for
@@ -117,7 +120,7 @@ impl Model {
             push("readout.bias".into(), vec![r.n_classes], &r.bias);
             push("readout.beta".into(), vec![r.n_classes], &r.beta);
         }
-        let views: Vec<(String, TensorView)> = tensors
+        let mut views: Vec<(String, TensorView)> = tensors
             .iter()
             .map(|(n, s, b)| {
                 (
@@ -127,6 +130,12 @@ impl Model {
             })
             .collect();
         let mut meta = HashMap::new();
+        let replay = self.replay.as_ref().map(|r| r.encode());
+        if let Some((index, bytes)) = &replay {
+            let view = TensorView::new(Dtype::U8, vec![bytes.len()], bytes).expect("sizes match");
+            views.push((replay::TENSOR.to_string(), view));
+            meta.insert("replay".to_string(), index.clone());
+        }
         meta.insert("format".into(), FORMAT_NAME.into());
         let version = if self.net.len() > 1 {
             FORMAT_VERSION
@@ -165,10 +174,12 @@ impl Model {
         let nets = (0..members)
             .map(|k| tensors.member(&config, k))
             .collect::<Result<Vec<_>, _>>()?;
+        let replay = tensors.replay(read_replay_index(bytes))?;
         Ok(Model {
             net: Ensemble { members: nets },
             config,
             training,
+            replay,
         })
     }
 
@@ -270,6 +281,7 @@ impl Model {
             config: self.config.clone(),
             net: Ensemble::single(net),
             training,
+            replay: self.replay.clone(),
         })
     }
 
@@ -355,6 +367,12 @@ fn read_header(
     Ok((config, training, members))
 }
 
+/// The replay index of a model file's metadata, if it has one.
+fn read_replay_index(bytes: &[u8]) -> Option<String> {
+    let (_, meta) = SafeTensors::read_metadata(bytes).ok()?;
+    meta.metadata().as_ref()?.get("replay").cloned()
+}
+
 /// The tensors of a model file, read by name and checked against the shape the
 /// configuration implies.
 struct Tensors<'a> {
@@ -407,6 +425,29 @@ impl Tensors<'_> {
             Some(x) => Err(self.invalid(format!("tensor {name} holds {x}, not above 0"))),
             None => Ok(v),
         }
+    }
+
+    /// The stored replay, checked against its index.
+    fn replay(
+        &self,
+        index: Option<String>,
+    ) -> Result<Option<std::sync::Arc<ReplayStore>>, ModelError> {
+        let Some(index) = index else {
+            return Ok(None);
+        };
+        let t = self
+            .st
+            .tensor(replay::TENSOR)
+            .map_err(|_| self.invalid(format!("missing tensor {}", replay::TENSOR)))?;
+        if t.dtype() != Dtype::U8 {
+            return Err(self.invalid(format!(
+                "tensor {}: {:?}, expected U8",
+                replay::TENSOR,
+                t.dtype()
+            )));
+        }
+        let store = ReplayStore::decode(&index, t.data()).map_err(|e| self.invalid(e))?;
+        Ok(Some(std::sync::Arc::new(store)))
     }
 
     /// Network `k` of the file.

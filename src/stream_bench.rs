@@ -111,19 +111,19 @@ pub struct Material {
 }
 
 impl Material {
-    /// The held-out clips and noise of `split` (the model's own speaker split) and the
-    /// sentences voiced by `engines` (missing engines are returned, not fatal).
+    /// The clips and noise of `split` (the model's own speaker split) and `texts` voiced
+    /// by `engines` (missing engines are returned, not fatal).
     pub fn load(
         model: &Model,
         ds: &Dataset,
         split: Split,
-        engines: &[String],
-        voices: usize,
+        texts: &[&str],
+        voices: (&[String], usize),
         seed: u64,
     ) -> anyhow::Result<(Material, Vec<String>)> {
         let rate = model.config.features.sample_rate;
         let (clips, _) = load_labeled(ds, Some(split), model.labels(), rate);
-        let (sentences, missing) = speak_texts(&SENTENCES, engines, voices, seed)?;
+        let (sentences, missing) = speak_texts(texts, voices.0, voices.1, seed)?;
         let m = Material::from_clips(
             clips,
             model.labels(),
@@ -266,6 +266,44 @@ pub fn run_stream(model: &Model, stream: &Stream) -> Frames {
         });
     }
     Frames { scores, energy }
+}
+
+impl Frames {
+    pub fn len(&self) -> usize {
+        self.energy.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.energy.is_empty()
+    }
+
+    /// Per frame, the highest smoothed probability of a reportable word: how close the
+    /// detector (at any threshold) comes to firing there.
+    pub fn closest_to_firing(&self, model: &Model) -> Vec<f32> {
+        let labels = model.labels();
+        let cfg = DetectorConfig {
+            threshold: 1.0,
+            window: model.decision_window(),
+            ..DetectorConfig::default()
+        };
+        let mut d = Detector::new(labels, &model.config.features, cfg);
+        let word: Vec<bool> = labels
+            .iter()
+            .map(|l| l != SILENCE && l != UNKNOWN)
+            .collect();
+        self.scores
+            .chunks_exact(labels.len())
+            .zip(&self.energy)
+            .map(|(s, e)| {
+                d.push(s, *e);
+                d.smoothed()
+                    .iter()
+                    .zip(&word)
+                    .filter(|(_, w)| **w)
+                    .fold(0f32, |m, (p, _)| m.max(*p))
+            })
+            .collect()
+    }
 }
 
 /// The detector's events over recorded frames.

@@ -318,6 +318,14 @@ fn impossible_training_options_are_refused_before_any_work() {
         (vec!["--kernel", "65"], "kernel of 65 frames"),
         (vec!["--dilations", "1,4,5000"], "dilation 5000"),
         (vec!["--decision-frames", "99"], "--decision-frames"),
+        (
+            vec!["--init", "models/gsc12.safetensors"],
+            "--init-member K",
+        ),
+        (
+            vec!["--init", "models/gsc12.safetensors", "--init-member", "99"],
+            "--init-member 99",
+        ),
     ] {
         let mut full = vec!["train", "--data", &data];
         full.extend(&args);

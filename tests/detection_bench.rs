@@ -138,3 +138,106 @@ fn calibrated_thresholds_go_into_the_model_and_detect_uses_them() {
     ]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// The highest probability of a reportable word for `x` (its last frames decide).
+fn top_word(model: &spikeword::Model, x: &[f32]) -> f32 {
+    let mut mf = spikeword::features::MelFrame::new(&model.config.features);
+    let p = model.classify(&mut mf, x).probs;
+    let labels = model.labels();
+    p.iter()
+        .zip(labels)
+        .filter(|(_, l)| !l.starts_with('_'))
+        .fold(0f32, |m, (p, _)| m.max(*p))
+}
+
+#[test]
+fn running_speech_negatives_are_cut_where_the_model_comes_close_to_firing() {
+    use spikeword::train::negatives::{MiningOptions, mine};
+    let Some(data) = common::speech_commands() else {
+        return;
+    };
+    let model = spikeword::Model::load(Path::new("models/gsc12.safetensors")).unwrap();
+    let rule = spikeword::eval::model_split_rule(&model).unwrap();
+    let ds = spikeword::data::Dataset::scan(&data, &rule).unwrap();
+    let opts = MiningOptions {
+        minutes: 1.0,
+        engines: vec!["espeak".into()],
+        voices: 1,
+        seed: 3,
+        level: 0.2,
+        random_per_minute: 8,
+    };
+    let (neg, rep) = mine(&model, &ds, &opts).unwrap();
+    assert_eq!(neg.len(), rep.hard + rep.random, "{rep:?}");
+    assert_eq!(rep.random, 8);
+    assert!(rep.hard >= 3, "{rep:?}");
+    assert!(rep.other_word_clips > 100, "{rep:?}");
+    for n in &neg {
+        assert_eq!(n.window.len(), 16000);
+        assert!(n.context.len() <= 16000 && n.context.len() % 160 == 0);
+    }
+    // The windows are the ones the stream scored: heard after their second of context,
+    // the model gives them about the score the stream gave (the state before that second
+    // differs a little), and the hard ones score above the level.
+    let in_context = |n: &spikeword::train::negatives::Negative| {
+        let mut x = n.context.clone();
+        x.extend_from_slice(&n.window);
+        top_word(&model, &x)
+    };
+    let hard = &neg[..rep.hard];
+    let gap: f32 = hard
+        .iter()
+        .map(|n| (in_context(n) - n.score).abs())
+        .sum::<f32>()
+        / hard.len() as f32;
+    assert!(gap < 0.1, "mean |offline − stream| {gap}");
+    assert!(hard.iter().all(|n| n.score >= 0.2));
+    // Reproducible from the seed.
+    let (again, _) = mine(&model, &ds, &opts).unwrap();
+    assert!(neg.iter().zip(&again).all(|(a, b)| a.window == b.window));
+}
+
+#[test]
+fn data_negatives_writes_training_clips() {
+    let Some(data) = common::speech_commands() else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let o = run(&[
+        "data",
+        "negatives",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        d.path().to_str().unwrap(),
+        "--minutes",
+        "0.5",
+        "--random",
+        "6",
+        "--engines",
+        "espeak",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let files: Vec<_> = std::fs::read_dir(d.path().join("running_speech"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(out.starts_with(&format!("{} clips", files.len())), "{out}");
+    assert!(files.len() >= 3, "{out}");
+    for f in &files {
+        assert_eq!(spikeword::load_wav(f, 16000).unwrap().len(), 16000);
+    }
+    // A stream of no length is a usage error.
+    let o = run(&[
+        "data",
+        "negatives",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        "x",
+        "--minutes",
+        "0",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+}

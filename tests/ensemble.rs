@@ -282,3 +282,55 @@ fn a_joint_readout_is_fitted_on_the_training_speakers_and_recorded() {
     // The spiking layers are untouched.
     assert_eq!(e.net.members[1].layers[2].w, b.net.members[0].layers[2].w);
 }
+
+#[test]
+fn the_joint_readout_learns_running_speech_as_unknown() {
+    let Some(data) = common::speech_commands() else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let pe = d.path().join("e.safetensors");
+    let ensemble = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_spikeword"))
+            .arg("ensemble")
+            .arg(root().join("models/gsc12.safetensors"))
+            .arg("--out")
+            .arg(&pe)
+            .arg("--data")
+            .arg(&data)
+            .args(["--negatives-minutes", "1", "--negatives-random", "300"])
+            .args(["--engines", "espeak"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // Without the joint fit there is nothing to learn them with.
+    let o = ensemble(&[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--joint-readout"));
+    let o = ensemble(&[
+        "--joint-readout",
+        "--joint-epochs",
+        "2",
+        "--joint-tolerance",
+        "100",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("running speech rejected"), "{err}");
+    let e = Model::load(&pe).unwrap();
+    let rep = &e.training["joint_readout"];
+    let n = rep["negatives"].as_u64().unwrap();
+    assert_eq!(
+        n,
+        e.training["negatives"]["hard"].as_u64().unwrap() + 300,
+        "{rep}"
+    );
+    assert_eq!(rep["kept"].as_bool(), Some(true), "{rep}");
+    // Learnt as `_unknown_`, more of them are called so than before the fit.
+    let (before, after) = (
+        rep["negatives_rejected_before"].as_f64().unwrap(),
+        rep["negatives_rejected_after"].as_f64().unwrap(),
+    );
+    assert!(after > before, "{rep}");
+}

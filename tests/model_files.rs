@@ -84,3 +84,49 @@ fn every_command_refuses_such_a_model_at_once() {
         }
     }
 }
+
+/// The bytes of `m` saved, with its metadata entry `key` replaced by `value`.
+fn with_metadata(m: &Model, key: &str, value: &str) -> Vec<u8> {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("m.safetensors");
+    m.save(&p).unwrap();
+    let bytes = std::fs::read(&p).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    header["__metadata__"][key] = value.into();
+    // Same data offsets: only the header changes (padded to 8 bytes as safetensors wants).
+    let mut h = serde_json::to_vec(&header).unwrap();
+    while !h.len().is_multiple_of(8) {
+        h.push(b' ');
+    }
+    let mut out = (h.len() as u64).to_le_bytes().to_vec();
+    out.extend(h);
+    out.extend_from_slice(&bytes[8 + n..]);
+    out
+}
+
+#[test]
+fn the_stored_replay_survives_a_file_and_a_broken_one_is_refused() {
+    use spikeword::replay::{Part, ReplayStore};
+    let mut m = load("valid").unwrap();
+    let x: Vec<f32> = (0..16000).map(|i| (i as f32 * 0.01).sin() * 0.2).collect();
+    let store = ReplayStore::from_clips(8000, 16000, vec![("yes".into(), Part::Train, x)]).unwrap();
+    m.replay = Some(std::sync::Arc::new(store));
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("m.safetensors");
+    m.save(&p).unwrap();
+    let back = Model::load(&p).unwrap();
+    let r = back.replay.as_ref().unwrap();
+    assert_eq!((r.rate, r.count(Part::Train), r.bytes()), (8000, 1, 8000));
+    // An index that promises more samples than the tensor holds.
+    let bad = with_metadata(
+        &m,
+        "replay",
+        r#"{"rate":8000,"clips":[{"word":"yes","part":"train","len":9000}]}"#,
+    );
+    let e = Model::from_bytes(&bad, "bad").unwrap_err().to_string();
+    assert!(e.contains("replay"), "{e}");
+    let bad = with_metadata(&m, "replay", "not json");
+    let e = Model::from_bytes(&bad, "bad").unwrap_err().to_string();
+    assert!(e.contains("replay index"), "{e}");
+}

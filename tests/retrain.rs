@@ -283,10 +283,10 @@ fn retraining_is_reproducible_and_leaves_the_old_rows_alone() {
 
 /// `retrain` of the words under `dir/words` with the bundled base, run in `dir` with no
 /// Speech Commands variable set.
-fn retrain_in(dir: &Path, args: &[&str]) -> Output {
+fn retrain_in(dir: &Path, model: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_spikeword"))
         .args(["retrain", "--data", "words", "--copies", "4", "--model"])
-        .arg(root().join("models/gsc12.safetensors"))
+        .arg(model)
         .args(args)
         .env_remove("SPIKEWORD_DATA")
         .current_dir(dir)
@@ -295,7 +295,7 @@ fn retrain_in(dir: &Path, args: &[&str]) -> Output {
 }
 
 #[test]
-fn without_replay_data_retraining_runs_and_says_the_old_words_are_unmeasured() {
+fn without_the_data_folder_the_model_files_own_replay_protects_the_old_words() {
     // A user's machine: no Speech Commands folder anywhere, no variable pointing at one.
     let d = tempfile::tempdir().unwrap();
     let Some(fsdd4) = jackson4(d.path()) else {
@@ -304,16 +304,31 @@ fn without_replay_data_retraining_runs_and_says_the_old_words_are_unmeasured() {
     let data = d.path().join("words");
     copy_word(&fsdd4, &data, "one", 4);
     copy_word(&fsdd4, &data, "two", 4);
-    let o = retrain_in(d.path(), &["--out", "new.safetensors"]);
+    let bundled = root().join("models/gsc12.safetensors");
+    let o = retrain_in(d.path(), &bundled, &["--out", "new.safetensors"]);
+    let (out, e) = (String::from_utf8_lossy(&o.stdout), err(&o));
+    assert!(o.status.success(), "{e}");
+    assert!(out.contains("stored in the model file"), "{out}");
+    assert!(!out.contains("old words: n/a"), "{out}");
+    assert!(!e.contains("no replay data"), "{e}");
+    // The retrained model keeps the store for the next retraining.
+    let new = spikeword::Model::load(&d.path().join("new.safetensors")).unwrap();
+    assert!(new.replay.is_some());
+    // A model file without a store: retraining still runs, and says what it could not do.
+    let mut bare = spikeword::Model::load(&bundled).unwrap();
+    bare.replay = None;
+    let bare_path = d.path().join("bare.safetensors");
+    bare.save(&bare_path).unwrap();
+    let o = retrain_in(d.path(), &bare_path, &["--out", "new2.safetensors"]);
     let (out, e) = (String::from_utf8_lossy(&o.stdout), err(&o));
     assert!(o.status.success(), "{e}");
     assert!(out.contains("old words: n/a"), "{out}");
     assert!(e.contains("no replay data"), "{e}");
-    assert!(d.path().join("new.safetensors").exists());
     // A replay folder that is not there is an error, not a quiet fallback.
     let o = retrain_in(
         d.path(),
-        &["--out", "n2.safetensors", "--replay", "nowhere"],
+        &bundled,
+        &["--out", "n3.safetensors", "--replay", "nowhere"],
     );
     assert_eq!(o.status.code(), Some(1));
     assert!(err(&o).contains("nowhere"), "{}", err(&o));

@@ -7,8 +7,8 @@ use spikeword::Model;
 use spikeword::data::{Dataset, Split};
 use spikeword::eval::model_split_rule;
 use spikeword::stream_bench::{
-    Frames, Material, Point, Stream, keyword_stream, measure_operating_points, no_command_stream,
-    run_stream, sweep,
+    Frames, Material, Point, SENTENCES, Stream, keyword_stream, measure_operating_points,
+    no_command_stream, run_stream, sweep,
 };
 
 #[derive(clap::Args)]
@@ -70,8 +70,15 @@ impl StreamArgs {
             bail!("--split train: detection is measured on held-out speakers (test or validation)");
         }
         let ds = Dataset::scan(&self.data, &model_split_rule(model)?)?;
-        let (m, missing) = Material::load(model, &ds, split, &self.engines, self.voices, self.seed)
-            .with_context(|| format!("{}", self.data.display()))?;
+        let (m, missing) = Material::load(
+            model,
+            &ds,
+            split,
+            &SENTENCES,
+            (&self.engines, self.voices),
+            self.seed,
+        )
+        .with_context(|| format!("{}", self.data.display()))?;
         let (minutes, rate) = (self.minutes as f64, model.config.features.sample_rate);
         let keyword = keyword_stream(&m, minutes, rate, self.seed);
         let other = no_command_stream(&m, minutes, rate, self.seed);

@@ -9,7 +9,12 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
+use spikeword::Model;
+use spikeword::audio::wav::write_pcm16;
+use spikeword::data::Dataset;
 use spikeword::data::synth::{SynthOptions, synthesize};
+use spikeword::eval::model_split_rule;
+use spikeword::train::negatives::{MiningOptions, mine};
 
 /// The official Speech Commands v0.02 archive.
 const ARCHIVE_URL: &str = "http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz";
@@ -36,6 +41,36 @@ pub enum DataCmd {
     /// Download the official Speech Commands v0.02 archive with curl, verify its
     /// SHA-256 and extract it with tar.
     Fetch(FetchArgs),
+    /// Running speech of the training speakers cut into 1 s clips where a model comes
+    /// closest to reporting a word (and at random), for `train --extra` as `_unknown_`:
+    /// <out>/running_speech/neg<seed>x<n>_nohash_0.wav.
+    Negatives(NegativesArgs),
+}
+
+#[derive(clap::Args)]
+pub struct NegativesArgs {
+    /// The model whose near-firings are wanted (default: the bundled model).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Speech Commands folder; its training speakers (the model's split) voice the talk.
+    #[arg(long, env = "SPIKEWORD_DATA")]
+    data: PathBuf,
+    /// Output folder (created).
+    #[arg(long)]
+    out: PathBuf,
+    /// Minutes of running speech to cut from.
+    #[arg(long, default_value_t = 30.0, value_parser = super::values::stream_minutes)]
+    minutes: f32,
+    /// Hard negatives: windows whose highest word probability peaks at or above this.
+    #[arg(long, default_value_t = MiningOptions::default().level, value_parser = super::values::probability)]
+    level: f32,
+    /// Clips at random per minute.
+    #[arg(long, default_value_t = MiningOptions::default().random_per_minute)]
+    random: usize,
+    #[arg(long, value_delimiter = ',', default_value = "espeak,flite,festival")]
+    engines: Vec<String>,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 #[derive(clap::Args)]
@@ -86,7 +121,49 @@ pub fn run(a: Args) -> Result<ExitCode> {
     match a.cmd {
         DataCmd::Synth(s) => synth(s),
         DataCmd::Fetch(f) => fetch(f),
+        DataCmd::Negatives(n) => negatives(n),
     }
+}
+
+fn negatives(a: NegativesArgs) -> Result<ExitCode> {
+    let path = a
+        .model
+        .clone()
+        .unwrap_or_else(spikeword::model::default_model_path);
+    let model = Model::load(&path).with_context(|| format!("model {}", path.display()))?;
+    let ds = Dataset::scan(&a.data, &model_split_rule(&model)?)?;
+    let opts = MiningOptions {
+        minutes: a.minutes as f64,
+        engines: a.engines,
+        level: a.level,
+        random_per_minute: a.random,
+        seed: a.seed,
+        ..MiningOptions::default()
+    };
+    let (negatives, report) = mine(&model, &ds, &opts)?;
+    let dir = a.out.join("running_speech");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let rate = model.config.features.sample_rate;
+    for (i, n) in negatives.iter().enumerate() {
+        // One "speaker" per clip: the windows come from many voices.
+        let p = dir.join(format!("neg{}x{i:05}_nohash_0.wav", a.seed));
+        write_pcm16(&p, &n.window, rate).with_context(|| format!("writing {}", p.display()))?;
+    }
+    println!(
+        "{} clips in {} from {:.0} min of running speech ({} other-word clips, {} sentences): {} hard (peak >= {}), {} at random",
+        negatives.len(),
+        dir.display(),
+        report.stream_minutes,
+        report.other_word_clips,
+        report.sentences,
+        report.hard,
+        report.level,
+        report.random
+    );
+    if !report.missing_engines.is_empty() {
+        println!("missing engines: {}", report.missing_engines.join(", "));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn synth(a: SynthArgs) -> Result<ExitCode> {

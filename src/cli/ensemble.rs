@@ -10,12 +10,15 @@ use spikeword::Model;
 use spikeword::data::load_labeled;
 use spikeword::data::{Dataset, Split};
 use spikeword::eval::{evaluate, model_split_rule};
-use spikeword::train::joint_readout::{JointFitOptions, fit_joint_readout};
+use spikeword::train::joint_readout::{JointFitOptions, JointFitReport, fit_joint_readout};
+use spikeword::train::negatives::{MiningOptions, mine};
+use spikeword::train::replay_pick::model_file_store;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Member model files (each from `spikeword train`, or ensembles themselves).
-    #[arg(required = true, num_args = 2..)]
+    /// Member model files (each from `spikeword train`, or ensembles themselves; one
+    /// ensemble alone: its readouts refitted with `--joint-readout`).
+    #[arg(required = true, num_args = 1..)]
     models: Vec<PathBuf>,
     /// The ensemble file to write.
     #[arg(long)]
@@ -45,6 +48,25 @@ pub struct Args {
     /// clip, in the joint fit: a detector scores every window, not only the clip's.
     #[arg(long, default_value_t = JointFitOptions::default().shifted)]
     joint_shifted: usize,
+    /// Validation accuracy (percentage points) the joint fit may lose and still be kept.
+    #[arg(long, default_value_t = 0.0, value_parser = super::values::non_negative)]
+    joint_tolerance: f32,
+    /// Minutes of running speech of the training speakers (other words back to back,
+    /// synthetic sentences without a command word, pauses) whose windows the joint fit
+    /// also learns as `_unknown_`: where the ensemble comes closest to reporting a word,
+    /// and windows at random. The fit runs twice: plain, then with the windows the
+    /// plainly fitted ensemble would fire on. 0: none.
+    #[arg(long, default_value_t = 0.0, value_parser = super::values::stream_minutes_or_none)]
+    negatives_minutes: f32,
+    /// Hard negatives: windows whose highest word probability peaks at or above this.
+    #[arg(long, default_value_t = MiningOptions::default().level, value_parser = super::values::probability)]
+    negatives_level: f32,
+    /// Windows at random per minute of running speech.
+    #[arg(long, default_value_t = MiningOptions::default().random_per_minute)]
+    negatives_random: usize,
+    /// TTS engines voicing the training sentences (missing ones are skipped).
+    #[arg(long, value_delimiter = ',', default_value = "espeak,flite,festival")]
+    engines: Vec<String>,
     /// Seed of the joint fit (contexts and batch order).
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -61,6 +83,9 @@ pub fn run(a: Args) -> Result<ExitCode> {
                 .with_context(|| format!("data {}", dir.display()))?,
         ),
     };
+    if a.negatives_minutes > 0.0 && !a.joint_readout {
+        bail!("--negatives-minutes is learnt by the joint readout: add --joint-readout");
+    }
     if a.joint_readout {
         let Some(ds) = &ds else {
             bail!("--joint-readout needs the members' training data (--data DIR)");
@@ -69,6 +94,8 @@ pub fn run(a: Args) -> Result<ExitCode> {
     }
     if let Some(ds) = &ds {
         test_and_record(&mut model, ds)?;
+        // Replay for `retrain` where the data is not at hand.
+        model.replay = Some(model_file_store(&model, ds, a.seed)?);
     }
     if let Some(dir) = a.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -120,9 +147,49 @@ fn joint_readout(model: &mut Model, ds: &Dataset, a: &Args) -> Result<()> {
         consistency: a.joint_consistency,
         seed: a.seed,
         shifted: a.joint_shifted,
+        tolerance: a.joint_tolerance as f64 / 100.0,
         ..JointFitOptions::default()
     };
-    let rep = fit_joint_readout(model, ds, &opts)?;
+    let mut rep = fit_joint_readout(model, ds, &opts, &[])?;
+    print_fit(&rep);
+    if a.negatives_minutes > 0.0 {
+        let mining = MiningOptions {
+            minutes: a.negatives_minutes as f64,
+            engines: a.engines.clone(),
+            level: a.negatives_level,
+            random_per_minute: a.negatives_random,
+            seed: a.seed,
+            ..MiningOptions::default()
+        };
+        let (negatives, mined) = mine(model, ds, &mining)?;
+        eprintln!(
+            "running speech: {:.0} min of the training speakers ({} other-word clips, {} sentences), {} hard negatives (peak ≥ {}) and {} at random",
+            mined.stream_minutes,
+            mined.other_word_clips,
+            mined.sentences,
+            mined.hard,
+            mined.level,
+            mined.random
+        );
+        rep = fit_joint_readout(model, ds, &opts, &negatives)?;
+        print_fit(&rep);
+        model.training["negatives"] = serde_json::to_value(&mined)?;
+    }
+    model.training["joint_readout"] = serde_json::to_value(&rep)?;
+    Ok(())
+}
+
+fn print_fit(rep: &JointFitReport) {
+    let negatives = if rep.negatives == 0 {
+        String::new()
+    } else {
+        format!(
+            "; running speech rejected {:.1} % -> {:.1} % of {} windows",
+            100.0 * rep.negatives_rejected_before,
+            100.0 * rep.negatives_rejected_after,
+            rep.negatives
+        )
+    };
     eprintln!(
         "joint readout ({} training samples, {} epochs): validation {:.2} % -> {:.2} % on {} clips{}",
         rep.samples,
@@ -133,11 +200,12 @@ fn joint_readout(model: &mut Model, ds: &Dataset, a: &Args) -> Result<()> {
         if rep.kept {
             ""
         } else {
-            "; not better, the members' own readouts are kept"
+            "; worse on validation, the readouts before the fit are kept"
         }
     );
-    model.training["joint_readout"] = serde_json::to_value(&rep)?;
-    Ok(())
+    if !negatives.is_empty() {
+        eprintln!("  {}", &negatives[2..]);
+    }
 }
 
 /// Tests the ensemble on the test speakers, prints the headline and records it.

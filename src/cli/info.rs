@@ -25,8 +25,28 @@ pub fn run(a: Args) -> Result<ExitCode> {
     }
     print_architecture(&m);
     println!("parameters: {}", parameter_count(&m));
+    print_replay(&m);
     print_training(&m.training);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The clips `retrain` replays when no data folder is given.
+fn print_replay(m: &Model) {
+    use spikeword::replay::Part;
+    match &m.replay {
+        None => println!(
+            "replay:     none stored (retrain needs --replay DIR to protect the old words)"
+        ),
+        Some(r) => println!(
+            "replay:     {} clips of the training and {} of the validation speakers, {} + {} noise recordings ({} kB, {} Hz)",
+            r.count(Part::Train),
+            r.count(Part::Validation),
+            r.count(Part::Noise),
+            r.count(Part::NoiseValidation),
+            r.bytes() / 1000,
+            r.rate
+        ),
+    }
 }
 
 /// Weights plus per-channel constants of every member network.

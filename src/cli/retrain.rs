@@ -21,7 +21,8 @@ pub struct Args {
     #[arg(long)]
     replace: bool,
     /// Speech Commands folder replayed for old words, unknown words and noise (official
-    /// layout); without it (and without SPIKEWORD_DATA) nothing protects the old words.
+    /// layout); without it (and without SPIKEWORD_DATA) the clips stored in the model
+    /// file are replayed (if it has them).
     #[arg(long, env = "SPIKEWORD_DATA")]
     replay: Option<PathBuf>,
     /// Also voice each new word with the TTS engines (needs espeak-ng/flite/festival).
@@ -138,7 +139,7 @@ fn write_model_card(card: &Path, a: &Args, base_path: &Path, report: &RetrainRep
         "# Retrained model `{}`\n\nBase: `{}`. New words: {}. Labels: {}.\n\nExamples per word: {}.\n\nCommand: `spikeword {}`\n\n\
          | measure | value |\n|---|---|\n| new words, {} ({} clips) | {} |\n| old words (Speech Commands validation speakers) | {} |\n\
          | unknown words taken for a new word | {} |\n| noise taken for a new word | {} |\n\
-         | new words' scores lowered to keep the old words (`--max-old-drop` {:.1} %) | {:.3} |\n| time | {:.1} s |\n\nWarnings: {}\n\nDate: {}\n",
+         | new words' scores lowered to keep the old words (`--max-old-drop` {:.1} %) | {:.3} |\n| replay | {} |\n| time | {:.1} s |\n\nWarnings: {}\n\nDate: {}\n",
         a.out.display(),
         base_path.display(),
         report.new_words.join(", "),
@@ -158,6 +159,7 @@ fn write_model_card(card: &Path, a: &Args, base_path: &Path, report: &RetrainRep
         pct(report.false_accept_noise),
         100.0 * f64::from(a.max_old_drop),
         report.new_word_bias_shift,
+        report.replay,
         report.seconds,
         if report.warnings.is_empty() {
             "none".into()
@@ -173,7 +175,7 @@ fn write_model_card(card: &Path, a: &Args, base_path: &Path, report: &RetrainRep
 /// The human-readable summary on stdout.
 fn print_report(a: &Args, report: &RetrainReport, card: &Path) {
     println!(
-        "{} labels ({} new) -> {} [{:.1} s]\n  new words ({}): {}\n  old words: {}\n  false accepts: unknown {}, noise {}\n  model card: {}",
+        "{} labels ({} new) -> {} [{:.1} s]\n  new words ({}): {}\n  old words: {}\n  false accepts: unknown {}, noise {}\n  replay: {}\n  model card: {}",
         report.labels.len(),
         report.new_words.len(),
         a.out.display(),
@@ -183,6 +185,7 @@ fn print_report(a: &Args, report: &RetrainReport, card: &Path) {
         pct(report.old_accuracy),
         pct(report.false_accept_unknown),
         pct(report.false_accept_noise),
+        report.replay,
         card.display()
     );
     if report.new_word_bias_shift > 0.0 {

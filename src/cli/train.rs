@@ -86,6 +86,9 @@ pub struct Args {
     /// Start from this model's weights (fine-tuning; architecture and labels are its own).
     #[arg(long)]
     init: Option<PathBuf>,
+    /// With an ensemble as --init: the network (0-based) to start from.
+    #[arg(long, requires = "init")]
+    init_member: Option<usize>,
     /// Spike dropout probability during training (robust, population-coded decisions).
     #[arg(long, default_value_t = 0.0, value_parser = super::values::below_one)]
     dropout: f32,
@@ -242,6 +245,7 @@ fn train_options(a: Args) -> Result<TrainOptions> {
         rate_weight: a.rate_weight,
         features: FeatureConfig::default(),
         init: a.init,
+        init_member: a.init_member,
         dropout: a.dropout,
         word_head: a.word_head,
         word_head_exclude: a.word_head_exclude,

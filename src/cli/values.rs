@@ -76,6 +76,14 @@ pub fn stream_minutes(s: &str) -> Result<f32, String> {
     Ok(v)
 }
 
+/// As `stream_minutes`, or 0 for none.
+pub fn stream_minutes_or_none(s: &str) -> Result<f32, String> {
+    match non_negative(s)? {
+        0.0 => Ok(0.0),
+        _ => stream_minutes(s),
+    }
+}
+
 fn finite(s: &str) -> Result<f32, String> {
     let v: f32 = s
         .trim()

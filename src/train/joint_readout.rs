@@ -11,7 +11,9 @@ use anyhow::{Result, bail};
 use serde::Serialize;
 
 use super::augment::noise_crop;
+use super::negatives::Negative;
 use super::readout_fit::{FeatureSets, ReadoutFit, Sample, features_in_context, predict};
+use crate::config::{SILENCE, UNKNOWN};
 use crate::data::load_labeled;
 use crate::data::{Dataset, Split};
 use crate::features::with_mel_frame;
@@ -34,6 +36,11 @@ pub struct JointFitReport {
     pub validation_clips: usize,
     pub validation_before: f64,
     pub validation_after: f64,
+    /// Running-speech windows learnt as `_unknown_` (`negatives`), and the share of them
+    /// the fitted readouts call `_unknown_` or `_silence_`.
+    pub negatives: usize,
+    pub negatives_rejected_before: f64,
+    pub negatives_rejected_after: f64,
 }
 
 /// What comes before a training clip.
@@ -67,6 +74,9 @@ pub struct JointFitOptions {
     /// detector scores every window, so the readout should not call part of another word
     /// a keyword.
     pub shifted: usize,
+    /// Validation accuracy (a share) the fit may lose and still be kept: learning running
+    /// speech as `_unknown_` can cost a clip or two of the validation words.
+    pub tolerance: f64,
 }
 
 impl Default for JointFitOptions {
@@ -77,17 +87,20 @@ impl Default for JointFitOptions {
             lr: 0.002,
             seed: 1,
             shifted: 0,
+            tolerance: 0.0,
         }
     }
 }
 
 /// Refits all members' readouts together (spiking layers frozen) on the training
-/// speakers, each clip alone and in contexts; keeps the fit only if the validation
-/// speakers' accuracy does not drop.
+/// speakers, each clip alone and in contexts, and on `negatives` (running speech of the
+/// training speakers, as `_unknown_`); keeps the fit only if the validation speakers'
+/// accuracy does not drop by more than `opts.tolerance`.
 pub fn fit_joint_readout(
     model: &mut Model,
     ds: &Dataset,
     opts: &JointFitOptions,
+    negatives: &[Negative],
 ) -> Result<JointFitReport> {
     let rate = model.config.features.sample_rate;
     let labels = model.labels().to_vec();
@@ -106,7 +119,26 @@ pub fn fit_joint_readout(
         train: &train,
         noise: &noise,
     };
-    let samples: Vec<Sample> = parallel_map(&jobs, |(i, ctx)| views.sample(*i, ctx));
+    let mut samples: Vec<Sample> = parallel_map(&jobs, |(i, ctx)| views.sample(*i, ctx));
+    let (mut groups, n_clips) = (groups, samples.len());
+    if !negatives.is_empty() {
+        let Some(unknown) = labels.iter().position(|l| l == UNKNOWN) else {
+            bail!("running-speech negatives need an `{UNKNOWN}` class");
+        };
+        samples.extend(parallel_map(negatives, |n| Sample {
+            feats: views.feats(&n.context, &n.window),
+            label: unknown,
+        }));
+        groups.extend((n_clips..samples.len()).map(|i| vec![i]));
+    }
+    let rejected = |m: &Model| {
+        let not_word = |c: usize| labels[c] == UNKNOWN || labels[c] == SILENCE;
+        let n = samples[n_clips..]
+            .iter()
+            .filter(|s| not_word(predict(m, s, &sets)))
+            .count();
+        n as f64 / negatives.len().max(1) as f64
+    };
     let val_samples: Vec<Sample> = parallel_map(&val, |a| Sample {
         feats: views.feats(&[], &a.samples),
         label: a.label,
@@ -118,7 +150,7 @@ pub fn fit_joint_readout(
             .count();
         right as f64 / val_samples.len() as f64
     };
-    let before = accuracy(model);
+    let (before, rejected_before) = (accuracy(model), rejected(model));
     let trainable = vec![true; labels.len()];
     let mut fit = ReadoutFit::new(model, &sets, &trainable, &samples, false);
     for e in 1..=opts.epochs {
@@ -131,7 +163,8 @@ pub fn fit_joint_readout(
     fit.apply(&mut fitted);
     let after = accuracy(&fitted);
     // Never worse than the members' own readouts on the validation speakers.
-    let kept = after >= before;
+    let kept = after >= before - opts.tolerance;
+    let rejected_after = rejected(if kept { &fitted } else { model });
     if kept {
         *model = fitted;
     }
@@ -144,6 +177,9 @@ pub fn fit_joint_readout(
         validation_clips: val_samples.len(),
         validation_before: before,
         validation_after: after,
+        negatives: negatives.len(),
+        negatives_rejected_before: rejected_before,
+        negatives_rejected_after: rejected_after,
     })
 }
 

@@ -5,7 +5,9 @@ pub mod augment;
 pub mod checkpoint;
 pub mod distill;
 pub mod joint_readout;
+pub mod negatives;
 pub mod readout_fit;
+pub mod replay_pick;
 pub mod retrain;
 pub mod trainer;
 

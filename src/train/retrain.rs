@@ -18,7 +18,7 @@ use serde::Serialize;
 use super::augment::{self, AugmentConfig};
 use crate::audio::{fit_length, load_wav};
 use crate::config::{SILENCE, UNKNOWN};
-use crate::data::{Dataset, Split, SplitRule, label_index};
+use crate::data::{Dataset, SplitRule, label_index};
 use crate::features::{MelFrame, with_mel_frame};
 use crate::model::Model;
 use crate::snn::Readout;
@@ -26,6 +26,8 @@ use crate::util::Rng;
 use crate::util::parallel_map;
 
 use super::readout_fit::{FeatureSets, Sample, features, fit_readouts, guard_old_classes, predict};
+use super::replay_pick::{Caps, pick};
+use crate::replay::{Part, ReplayStore};
 
 #[derive(Debug, Clone)]
 pub struct RetrainOptions {
@@ -72,6 +74,8 @@ pub struct RetrainReport {
     pub false_accept_noise: Option<f64>,
     /// Logit offset taken off the new words to keep the old classes (0: none needed).
     pub new_word_bias_shift: f32,
+    /// What was replayed, from where.
+    pub replay: String,
     pub warnings: Vec<String>,
     pub seconds: f64,
 }
@@ -205,11 +209,18 @@ pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainRep
     let sets = FeatureSets::of(&model);
     let mut rng = Rng::new(opts.seed);
     let (held, validation_by) = hold_out(&examples, &mut rng);
-    let replay = match &opts.replay {
-        Some(dir) => Replay::load(base, dir, &plan, &mut rng)?,
-        None => {
-            warnings.push("no replay data (a Speech Commands folder): old words may drift and new words may fire on noise; pass --replay DIR or set SPIKEWORD_DATA".into());
-            Replay::default()
+    let (replay, replay_source) = match (&opts.replay, &base.replay) {
+        (Some(dir), _) => (
+            Replay::load(base, dir, &plan, &mut rng)?,
+            dir.display().to_string(),
+        ),
+        (None, Some(store)) => (
+            Replay::from_store(store, &plan, rate, &mut rng),
+            "stored in the model file".to_string(),
+        ),
+        (None, None) => {
+            warnings.push("no replay data (none in the model file, no Speech Commands folder): old words may drift and new words may fire on noise; pass --replay DIR or set SPIKEWORD_DATA".into());
+            (Replay::default(), "none".to_string())
         }
     };
     let aug = AugmentConfig {
@@ -260,6 +271,11 @@ pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainRep
         false_accept_unknown: m.unknown,
         false_accept_noise: m.noise,
         new_word_bias_shift: m.shift,
+        replay: format!(
+            "{} clips and {} noise recordings, {replay_source}",
+            replay.train.len() + replay.val.len(),
+            replay.noise.len()
+        ),
         warnings,
         seconds: t0.elapsed().as_secs_f64(),
     };
@@ -417,14 +433,8 @@ struct Replay {
     noise: Vec<Vec<f32>>,
 }
 
-/// Replayed clips per class and part; unknown words are many and varied, and what the
-/// new words must not take, so more of them are fitted on.
-const REPLAY_PER_CLASS: usize = 60;
-const REPLAY_UNKNOWN: usize = 240;
-const REPLAY_SILENCE: usize = 60;
-const REPLAY_SILENCE_VAL: usize = 20;
-
 impl Replay {
+    /// Replay picked from a Speech Commands folder (`Caps::RETRAIN`).
     fn load(base: &Model, dir: &Path, plan: &LabelPlan, rng: &mut Rng) -> Result<Replay> {
         let rate = base.config.features.sample_rate;
         let rule: SplitRule = serde_json::from_value(base.training["split_rule"].clone())
@@ -433,15 +443,57 @@ impl Replay {
             })?;
         let ds =
             Dataset::scan(dir, &rule).with_context(|| format!("--replay {}", dir.display()))?;
-        let (noise, noise_val) = held_apart_noise(&ds, rate);
-        let mut replay = Replay {
-            noise,
-            ..Replay::default()
+        let clips = pick(
+            &ds,
+            &plan.labels,
+            &plan.new_words,
+            rate,
+            &Caps::RETRAIN,
+            rng,
+        );
+        let store = ReplayStore::from_clips(rate, rate, clips).map_err(anyhow::Error::msg)?;
+        Ok(Replay::from_store(&store, plan, rate, rng))
+    }
+
+    /// The replay of a store (a folder's pick, or what a model file carries): its words
+    /// as classes of the new labels (not the new words), its noise, and `_silence_`
+    /// clips cut from that noise.
+    fn from_store(store: &ReplayStore, plan: &LabelPlan, rate: u32, rng: &mut Rng) -> Replay {
+        let noise: Vec<Vec<f32>> = store
+            .part_at(Part::Noise, rate)
+            .into_iter()
+            .map(|(_, x)| x)
+            .collect();
+        let noise_val: Vec<Vec<f32>> = store
+            .part_at(Part::NoiseValidation, rate)
+            .into_iter()
+            .map(|(_, x)| x)
+            .collect();
+        let unk = plan.labels.iter().position(|l| l == UNKNOWN);
+        let class = |w: &str| {
+            (!plan.new_words.iter().any(|n| n == w))
+                .then(|| label_index(&plan.labels, w))
+                .flatten()
         };
-        replay.load_words(&ds, plan, rate, rng);
+        let mut replay = Replay::default();
+        for (w, x) in store.part_at(Part::Train, rate) {
+            if let Some(l) = class(w) {
+                replay.train.push((fit_length(&x, rate as usize), l));
+            }
+        }
+        for (w, x) in store.part_at(Part::Validation, rate) {
+            if let Some(l) = class(w) {
+                let kind = if Some(l) == unk {
+                    ReplayKind::Unknown
+                } else {
+                    ReplayKind::Old
+                };
+                replay.val.push((fit_length(&x, rate as usize), l, kind));
+            }
+        }
         if let Some(si) = plan.labels.iter().position(|l| l == SILENCE) {
             for _ in 0..REPLAY_SILENCE {
-                let x = augment::silence_clip(&replay.noise, rate as usize, rng);
+                let x = augment::silence_clip(&noise, rate as usize, rng);
                 replay.train.push((x, si));
             }
             for _ in 0..REPLAY_SILENCE_VAL {
@@ -449,88 +501,14 @@ impl Replay {
                 replay.val.push((x, si, ReplayKind::Noise));
             }
         }
-        Ok(replay)
-    }
-
-    /// Word clips of the labels (not the new words; never the test speakers).
-    fn load_words(&mut self, ds: &Dataset, plan: &LabelPlan, rate: u32, rng: &mut Rng) {
-        let unk = plan.labels.iter().position(|l| l == UNKNOWN);
-        let mut by_class: BTreeMap<usize, Vec<(PathBuf, Split)>> = BTreeMap::new();
-        for c in ds.clips.iter().filter(|c| c.split != Split::Test) {
-            if plan.new_words.contains(&c.word) {
-                continue;
-            }
-            if let Some(l) = label_index(&plan.labels, &c.word) {
-                by_class
-                    .entry(l)
-                    .or_default()
-                    .push((c.path.clone(), c.split));
-            }
-        }
-        let mut jobs = Vec::new();
-        for (l, mut v) in by_class {
-            rng.shuffle(&mut v);
-            let train_cap = if Some(l) == unk {
-                REPLAY_UNKNOWN
-            } else {
-                REPLAY_PER_CLASS
-            };
-            let (mut nt, mut nv) = (0, 0);
-            for (p, s) in v {
-                let is_val = s == Split::Validation;
-                if is_val && nv < REPLAY_PER_CLASS {
-                    nv += 1;
-                } else if !is_val && nt < train_cap {
-                    nt += 1;
-                } else {
-                    continue;
-                }
-                jobs.push((p, l, is_val));
-            }
-        }
-        let loaded = parallel_map(&jobs, |(p, _, _)| {
-            load_wav(p, rate).map(|x| fit_length(&x, rate as usize))
-        });
-        for ((_, l, is_val), x) in jobs.into_iter().zip(loaded) {
-            let Ok(x) = x else { continue };
-            if is_val {
-                let kind = if Some(l) == unk {
-                    ReplayKind::Unknown
-                } else {
-                    ReplayKind::Old
-                };
-                self.val.push((x, l, kind));
-            } else {
-                self.train.push((x, l));
-            }
-        }
+        replay.noise = noise;
+        replay
     }
 }
 
-/// Background noise for fitting and, held apart from it, for the report. When the
-/// splits have their own noise files they are used; when one set of recordings serves
-/// every split (the full archive's six), each recording's last fifth is held apart.
-fn held_apart_noise(ds: &Dataset, rate: u32) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
-    let train_files = ds.noise_for(Split::Train);
-    let val_files = ds.noise_for(Split::Validation);
-    let load = |files: &[PathBuf], n: usize| -> Vec<Vec<f32>> {
-        files
-            .iter()
-            .take(n)
-            .filter_map(|p| load_wav(p, rate).ok())
-            .collect()
-    };
-    if train_files.iter().all(|p| !val_files.contains(p)) {
-        return (load(&train_files, 60), load(&val_files, 60));
-    }
-    let (mut train, mut val) = (Vec::new(), Vec::new());
-    for x in load(&train_files, 60) {
-        let cut = x.len() * 4 / 5;
-        val.push(x[cut..].to_vec());
-        train.push(x[..cut].to_vec());
-    }
-    (train, val)
-}
+/// `_silence_` clips cut from the replay's noise, to fit on and to report on.
+const REPLAY_SILENCE: usize = 60;
+const REPLAY_SILENCE_VAL: usize = 20;
 
 /// Clips to fit on, as (samples, class, augmentation seed; 0 = as recorded): copies of
 /// each example not held out, fewer of the extra (synthetic) ones, and the replay.

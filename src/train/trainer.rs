@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::augment::{self, AugmentConfig};
 use super::checkpoint::{Checkpoint, Checkpoints};
 use super::distill::{DistillConfig, Distiller, distillation_loss};
+use super::replay_pick::model_file_store;
 use crate::audio::{fit_length, load_wav};
 use crate::batch::net::{Forward, LifImpl};
 use crate::batch::{DeviceKind, TrainNet, burn_device, lif_for};
@@ -55,6 +56,9 @@ pub struct TrainOptions {
     /// Start from this trained model's weights and normaliser (fine-tuning).
     #[serde(default)]
     pub init: Option<PathBuf>,
+    /// Which network of an `init` ensemble to start from.
+    #[serde(default)]
+    pub init_member: Option<usize>,
     /// Spike dropout probability during training (see `TrainNet::forward_train`).
     #[serde(default)]
     pub dropout: f32,
@@ -370,6 +374,7 @@ fn build_model(
         },
         net: Ensemble::single(net),
         training,
+        replay: None,
     }
 }
 
@@ -385,21 +390,11 @@ pub fn train_for(mut opts: TrainOptions, resume: bool, stop_after: Option<usize>
     opts.network
         .validate()
         .map_err(|e| anyhow::anyhow!("network: {e}"))?;
+    check_init(&opts)?;
     std::fs::create_dir_all(&opts.run_dir)
         .with_context(|| format!("creating {}", opts.run_dir.display()))?;
     let ckpts = Checkpoints::new(&opts.run_dir);
     let resumed = resume_point(&ckpts, resume, &mut opts)?;
-    if let (None, Some(init)) = (&resumed, &opts.init) {
-        // Before the data is read: an unusable starting model fails at once.
-        let m = Model::load(init)?;
-        if m.net.len() > 1 {
-            bail!(
-                "--init {}: an ensemble of {} networks; training starts from one network",
-                init.display(),
-                m.net.len()
-            );
-        }
-    }
     let data = RunData::load(&opts)?;
     let mut run = Run::start(&mut opts, &data, resumed)?;
     let mut budget = stop_after.unwrap_or(usize::MAX);
@@ -779,6 +774,8 @@ fn finish(opts: &TrainOptions, data: &RunData, run: &Run) -> Result<Model> {
         "options": opts,
         "date": crate::util::today_utc(),
     });
+    // Replay for `retrain` where the data is not at hand.
+    best.replay = Some(model_file_store(&best, &data.ds, opts.seed)?);
     best.save(&opts.out)?;
     atomic_write(
         &opts.run_dir.join("best.safetensors"),
@@ -791,6 +788,27 @@ fn finish(opts: &TrainOptions, data: &RunData, run: &Run) -> Result<Model> {
     Ok(best)
 }
 
+/// Loads `--init` before anything else: an unusable starting model fails at once.
+fn check_init(opts: &TrainOptions) -> Result<()> {
+    let Some(init) = &opts.init else {
+        return Ok(());
+    };
+    let m = Model::load(init)?;
+    match opts.init_member {
+        None if m.net.len() > 1 => bail!(
+            "--init {}: an ensemble of {} networks; training starts from one (--init-member K)",
+            init.display(),
+            m.net.len()
+        ),
+        Some(k) if k >= m.net.len() => bail!(
+            "--init-member {k}: {} has networks 0 to {}",
+            init.display(),
+            m.net.len() - 1
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// The starting weights and normaliser of `--init` (fine-tuning): its architecture and
 /// front end become the run's.
 fn init_from(
@@ -799,6 +817,12 @@ fn init_from(
     labels: &[String],
 ) -> Result<(Vec<f32>, Vec<f32>, Network)> {
     let m = Model::load(path)?;
+    let m = match opts.init_member {
+        Some(k) => m
+            .member(k)
+            .with_context(|| format!("--init-member {k}: no such network"))?,
+        None => m,
+    };
     if m.labels() != labels {
         bail!(
             "--init {}: its labels ({}) are not this task's ({})",

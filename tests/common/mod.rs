@@ -100,6 +100,7 @@ pub fn small_training(data: &Path, run: &Path, epochs: usize) -> TrainOptions {
             mixup: 0.0,
         },
         init: None,
+        init_member: None,
         dropout: 0.0,
         word_head: 0.0,
         word_head_exclude: vec![],
