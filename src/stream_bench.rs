@@ -269,14 +269,6 @@ pub fn run_stream(model: &Model, stream: &Stream) -> Frames {
 }
 
 impl Frames {
-    pub fn len(&self) -> usize {
-        self.energy.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.energy.is_empty()
-    }
-
     /// Per frame, the highest smoothed probability of a reportable word: how close the
     /// detector (at any threshold) comes to firing there.
     pub fn closest_to_firing(&self, model: &Model) -> Vec<f32> {

@@ -180,16 +180,6 @@ fn joint_readout(model: &mut Model, ds: &Dataset, a: &Args) -> Result<()> {
 }
 
 fn print_fit(rep: &JointFitReport) {
-    let negatives = if rep.negatives == 0 {
-        String::new()
-    } else {
-        format!(
-            "; running speech rejected {:.1} % -> {:.1} % of {} windows",
-            100.0 * rep.negatives_rejected_before,
-            100.0 * rep.negatives_rejected_after,
-            rep.negatives
-        )
-    };
     eprintln!(
         "joint readout ({} training samples, {} epochs): validation {:.2} % -> {:.2} % on {} clips{}",
         rep.samples,
@@ -203,8 +193,13 @@ fn print_fit(rep: &JointFitReport) {
             "; worse on validation, the readouts before the fit are kept"
         }
     );
-    if !negatives.is_empty() {
-        eprintln!("  {}", &negatives[2..]);
+    if rep.negatives > 0 {
+        eprintln!(
+            "  running speech rejected {:.1} % -> {:.1} % of {} windows",
+            100.0 * rep.negatives_rejected_before,
+            100.0 * rep.negatives_rejected_after,
+            rep.negatives
+        );
     }
 }
 

@@ -111,7 +111,11 @@ pub fn fit_joint_readout(
     }
     let noise = ds.noise_waves(Split::Train, rate);
     let mut rng = Rng::new(opts.seed);
-    let (jobs, groups) = context_jobs(train.len(), noise.len(), opts.shifted, &mut rng);
+    let unknown = labels.iter().position(|l| l == UNKNOWN);
+    if unknown.is_none() && !negatives.is_empty() {
+        bail!("running-speech negatives need an `{UNKNOWN}` class");
+    }
+    let (jobs, mut groups) = context_jobs(train.len(), noise.len(), opts.shifted, &mut rng);
     let sets = FeatureSets::of(model);
     let views = Views {
         model: &model.clone(),
@@ -120,11 +124,8 @@ pub fn fit_joint_readout(
         noise: &noise,
     };
     let mut samples: Vec<Sample> = parallel_map(&jobs, |(i, ctx)| views.sample(*i, ctx));
-    let (mut groups, n_clips) = (groups, samples.len());
-    if !negatives.is_empty() {
-        let Some(unknown) = labels.iter().position(|l| l == UNKNOWN) else {
-            bail!("running-speech negatives need an `{UNKNOWN}` class");
-        };
+    let n_clips = samples.len();
+    if let Some(unknown) = unknown.filter(|_| !negatives.is_empty()) {
         samples.extend(parallel_map(negatives, |n| Sample {
             feats: views.feats(&n.context, &n.window),
             label: unknown,
@@ -162,7 +163,8 @@ pub fn fit_joint_readout(
     let mut fitted = model.clone();
     fit.apply(&mut fitted);
     let after = accuracy(&fitted);
-    // Never worse than the members' own readouts on the validation speakers.
+    // Never worse on the validation speakers than the readouts before, but for the
+    // tolerance allowed.
     let kept = after >= before - opts.tolerance;
     let rejected_after = rejected(if kept { &fitted } else { model });
     if kept {

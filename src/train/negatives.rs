@@ -150,12 +150,14 @@ pub fn mine(
     let hard = peaks(&closest, opts.level, cut.first_frame());
     let mut rng = Rng::new(opts.seed ^ 0x6e65_6761);
     let n_random = (opts.random_per_minute as f64 * opts.minutes).round() as usize;
-    let random: Vec<usize> = (0..n_random)
-        .map(|_| {
-            cut.first_frame() + rng.below(closest.len().saturating_sub(cut.first_frame()).max(1))
-        })
-        .filter(|f| *f < closest.len())
-        .collect();
+    // Frames that end a whole window (none in a stream shorter than one).
+    let span = closest.len().saturating_sub(cut.first_frame());
+    let random: Vec<usize> = match span {
+        0 => Vec::new(),
+        _ => (0..n_random)
+            .map(|_| cut.first_frame() + rng.below(span))
+            .collect(),
+    };
     let report = MiningReport {
         stream_minutes: opts.minutes,
         hard: hard.len(),

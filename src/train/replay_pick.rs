@@ -125,20 +125,9 @@ fn pick_words(
         };
         let (mut nt, mut nv) = (0, 0);
         for (p, w, s) in v {
-            let part = if s == Split::Validation {
-                Part::Validation
-            } else {
-                Part::Train
-            };
-            let n = if part == Part::Validation {
-                &mut nv
-            } else {
-                &mut nt
-            };
-            let cap = if part == Part::Validation {
-                caps.validation
-            } else {
-                train_cap
+            let (part, n, cap) = match s {
+                Split::Validation => (Part::Validation, &mut nv, caps.validation),
+                _ => (Part::Train, &mut nt, train_cap),
             };
             if *n < cap {
                 *n += 1;
