@@ -24,6 +24,8 @@ p.add_argument("--fsdd", default=os.environ.get("SPIKEWORD_FSDD", "../shared/dat
 p.add_argument("--gsc", default=os.environ.get("SPIKEWORD_DATA", "../shared/data/speech_commands"))
 p.add_argument("--speaker", default="jackson")
 p.add_argument("--k", type=int, default=10)
+p.add_argument("--member", type=int, help="probe one network of an ensemble (default: all, side by side)")
+p.add_argument("--probes-only", action="store_true", help="skip the MFCC baselines (DTW takes minutes)")
 a = p.parse_args()
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
@@ -47,20 +49,24 @@ def probe(xtr, ytr, xte, yte):
     clf = LogisticRegression(C=0.1, max_iter=3000).fit(sc.transform(xtr), ytr)
     return (clf.predict(sc.transform(xte)) == yte).mean()
 
+rows = []
 # Classic baselines.
 def mfcc(path):
     y, _ = librosa.load(path, sr=16000)
     m = librosa.feature.mfcc(y=y, sr=16000, n_mfcc=13, n_fft=480, hop_length=160, n_mels=40, fmin=20, fmax=4000)
     return m - m.mean(1, keepdims=True)
-M = [mfcc(f) for f, _ in fsdd]
-binned = np.array([np.concatenate([b.mean(1) for b in np.array_split(m, 5, axis=1)] + [m.std(1)]) for m in M])
-rows = [("MFCC, 5 time bins, logistic regression", f"{a.speaker}'s {a.k} per word", probe(binned[train], word[train], binned[test], word[test]))]
-tr_idx = np.where(train)[0]
-dtw_right = 0
-for i in np.where(test)[0]:
-    costs = [librosa.sequence.dtw(M[i], M[j])[0][-1, -1] for j in tr_idx]
-    dtw_right += word[tr_idx[int(np.argmin(costs))]] == word[i]
-rows.append(("MFCC, DTW 1-nearest-neighbour", f"{a.speaker}'s {a.k} per word", dtw_right / test.sum()))
+def classic():
+    M = [mfcc(f) for f, _ in fsdd]
+    binned = np.array([np.concatenate([b.mean(1) for b in np.array_split(m, 5, axis=1)] + [m.std(1)]) for m in M])
+    rows.append(("MFCC, 5 time bins, logistic regression", f"{a.speaker}'s {a.k} per word", probe(binned[train], word[train], binned[test], word[test])))
+    tr_idx = np.where(train)[0]
+    dtw_right = 0
+    for i in np.where(test)[0]:
+        costs = [librosa.sequence.dtw(M[i], M[j])[0][-1, -1] for j in tr_idx]
+        dtw_right += word[tr_idx[int(np.argmin(costs))]] == word[i]
+    rows.append(("MFCC, DTW 1-nearest-neighbour", f"{a.speaker}'s {a.k} per word", dtw_right / test.sum()))
+if not a.probes_only:
+    classic()
 
 # Spike counts of the model's last layer.
 def spikes(files):
@@ -70,7 +76,8 @@ def spikes(files):
         x = np.fromfile(out.name, dtype=np.float32)
     n = len(files)
     # [clip][member][layer 0..2][64], one bin; the readout reads the last layer.
-    x = x.reshape(n, -1, 3, 64)[:, :, -1, :].reshape(n, -1)
+    x = x.reshape(n, -1, 3, 64)[:, :, -1, :]
+    x = (x[:, a.member, :] if a.member is not None else x).reshape(n, -1)
     return np.log1p(x)
 S, G = spikes(fsdd), spikes(gsc)
 gword = np.array([w for _, w in gsc])

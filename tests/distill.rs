@@ -1,15 +1,15 @@
-//! Distillation from the keyword teacher on a few real clips: the run trains, resumes
-//! exactly (the teacher labels the same augmented clips again), and is refused where the
-//! teacher cannot label the task.
+//! Distillation from the keyword teacher and the speech embedding on a few real clips: the
+//! run trains, logs its embedding loss, resumes exactly (the teachers label the same
+//! augmented clips again), and it is refused where the teacher cannot label the task.
 #![cfg(feature = "teacher")]
 
 use std::path::Path;
 
 use spikeword::config::NetworkConfig;
 use spikeword::data::Task;
-use spikeword::teacher::KEYWORD_TEACHER;
+use spikeword::teacher::{KEYWORD_TEACHER, SPEECH_EMBEDDING};
 use spikeword::train::augment::AugmentConfig;
-use spikeword::train::distill::DistillConfig;
+use spikeword::train::distill::{DistillConfig, EmbedConfig};
 use spikeword::train::{TrainOptions, train, train_for};
 
 mod common;
@@ -53,6 +53,10 @@ fn options(data: &Path, run: &Path, epochs: usize) -> TrainOptions {
             weight: 0.7,
             temperature: 3.0,
         }),
+        embed: Some(EmbedConfig {
+            teacher: Path::new(env!("CARGO_MANIFEST_DIR")).join(SPEECH_EMBEDDING),
+            weight: 1.0,
+        }),
         ..common::small_training(data, run, epochs)
     }
 }
@@ -86,6 +90,11 @@ fn a_distilled_run_resumes_exactly() {
     }
     assert!(ma.net.first().readout.w == mb.net.first().readout.w);
     assert_eq!(log(&a).lines().count(), 4);
+    // The embedding loss is logged every epoch (last column), and is a cosine distance.
+    for l in log(&a).lines().skip(1) {
+        let e: f64 = l.rsplit(',').next().unwrap().parse().unwrap();
+        assert!((0.0..=2.0).contains(&e), "embedding loss {e}");
+    }
     // Same losses; the timing columns differ.
     let cols = |s: String| -> Vec<String> {
         s.lines()

@@ -50,6 +50,15 @@ pub struct TrainNet {
     /// for features that carry over to new words. Not part of the shipped network.
     pub word_w: Option<Param<Tensor<2>>>,
     pub word_b: Option<Param<Tensor<1>>>,
+    /// Optional embedding head for training only: a linear map of the last layer's mean
+    /// spike rates over each window of `emb_windows` to a teacher's embedding space
+    /// (`[C, dim]`, `[dim]`). Its loss asks the spiking layers for features a general
+    /// speech model has, beyond the task's words. Not part of the shipped network.
+    pub emb_w: Option<Param<Tensor<2>>>,
+    pub emb_b: Option<Param<Tensor<1>>>,
+    /// Frame ranges `(first, len)` of the embedding windows of an input.
+    #[module(skip)]
+    pub emb_windows: Vec<(usize, usize)>,
     #[module(skip)]
     pub cfg: NetworkConfig,
     /// How the LIF recurrence runs: the fused operation (`lif::lif_scan`, default) or
@@ -72,11 +81,26 @@ pub struct Forward {
     pub rates: Vec<Tensor<1>>,
     /// Word-head logits `[B, words]` when the module has a word head.
     pub word_logits: Option<Tensor<2>>,
+    /// Embedding-head vectors `[B, windows, dim]` when the module has one.
+    pub embeddings: Option<Tensor<3>>,
 }
 
 /// Ids of the word head's parameters (apart from the network's `2..`).
 const WORD_W_ID: u64 = 1_000_001;
 const WORD_B_ID: u64 = 1_000_002;
+const EMB_W_ID: u64 = 1_000_003;
+const EMB_B_ID: u64 = 1_000_004;
+
+fn head_weights(
+    w: &Option<Param<Tensor<2>>>,
+    b: &Option<Param<Tensor<1>>>,
+) -> Option<(Vec<f32>, Vec<f32>)> {
+    let v = |d: TensorData| d.try_to_vec::<f32>().expect("f32 tensor");
+    match (w, b) {
+        (Some(w), Some(b)) => Some((v(w.val().into_data()), v(b.val().into_data()))),
+        _ => None,
+    }
+}
 
 /// Mean cross-entropy of `logits` `[B, N]` against class indices.
 pub fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
@@ -200,6 +224,9 @@ impl TrainNet {
             ),
             word_w: None,
             word_b: None,
+            emb_w: None,
+            emb_b: None,
+            emb_windows: Vec::new(),
             cfg: net.config.clone(),
             lif: LifImpl::Fused,
         }
@@ -222,11 +249,29 @@ impl TrainNet {
 
     /// The word head's weights and biases (for checkpoints).
     pub fn word_head(&self) -> Option<(Vec<f32>, Vec<f32>)> {
-        let v = |d: TensorData| d.try_to_vec::<f32>().expect("f32 tensor");
-        match (&self.word_w, &self.word_b) {
-            (Some(w), Some(b)) => Some((v(w.val().into_data()), v(b.val().into_data()))),
-            _ => None,
-        }
+        head_weights(&self.word_w, &self.word_b)
+    }
+
+    /// Adds the embedding head with weights `w` (`[C, dim]`, row-major), biases `b`, over
+    /// the frame ranges `windows` of an input.
+    pub fn with_embedding_head(
+        mut self,
+        w: Vec<f32>,
+        b: Vec<f32>,
+        windows: Vec<(usize, usize)>,
+        device: &Device,
+    ) -> Self {
+        let dim = b.len();
+        let c = w.len() / dim.max(1);
+        self.emb_w = Some(param(EMB_W_ID, TensorData::new(w, [c, dim]), device));
+        self.emb_b = Some(param(EMB_B_ID, TensorData::new(b, [dim]), device));
+        self.emb_windows = windows;
+        self
+    }
+
+    /// The embedding head's weights and biases (for checkpoints).
+    pub fn embedding_head(&self) -> Option<(Vec<f32>, Vec<f32>)> {
+        head_weights(&self.emb_w, &self.emb_b)
     }
 
     /// Back to inference weights.
@@ -348,6 +393,7 @@ impl TrainNet {
             }
             _ => None,
         };
+        let embeddings = self.embeddings(&h);
         // Readout y_t = W s_t + b, then the leaky integrator o_t = β o_{t−1} + (1−β) y_t.
         // The mean of o_t over frames t0..T has a closed form:
         //   Σ_u y_u (β^max(t0−u, 0) − β^(T−u)) / (T − t0).
@@ -381,7 +427,32 @@ impl TrainNet {
             logits,
             rates,
             word_logits,
+            embeddings,
         }
+    }
+
+    /// The embedding head on the last layer's spikes `h` `[B, C, T]`: `[B, windows, dim]`.
+    fn embeddings(&self, h: &Tensor<3>) -> Option<Tensor<3>> {
+        let (w, b) = (self.emb_w.as_ref()?, self.emb_b.as_ref()?);
+        let [bb, c, t] = h.dims();
+        let pooled: Vec<Tensor<2>> = self
+            .emb_windows
+            .iter()
+            .map(|&(first, len)| {
+                let first = first.min(t - 1);
+                let len = len.min(t - first).max(1);
+                h.clone().narrow(2, first, len).mean_dim(2).reshape([bb, c])
+            })
+            .collect();
+        let k = pooled.len();
+        let x: Tensor<3> = Tensor::stack(pooled, 1); // [B, K, C]
+        let dim = b.val().dims()[0];
+        let e = x
+            .reshape([bb * k, c])
+            .mul_scalar(self.cfg.logit_scale)
+            .matmul(w.val())
+            + b.val().unsqueeze();
+        Some(e.reshape([bb, k, dim]))
     }
 
     fn spike_fn(&self) -> SpikeFn {

@@ -8,7 +8,7 @@ use spikeword::batch::DeviceKind;
 use spikeword::config::{EncoderConfig, FeatureConfig, NetworkConfig, Reset, Surrogate};
 use spikeword::data::{SplitRule, Task};
 use spikeword::train::augment::AugmentConfig;
-use spikeword::train::distill::DistillConfig;
+use spikeword::train::distill::{DistillConfig, EmbedConfig};
 use spikeword::train::{TrainOptions, train_for};
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -123,6 +123,14 @@ pub struct Args {
     /// Temperature on the teacher's log-probabilities and the student's scores.
     #[arg(long, default_value_t = 3.0, value_parser = super::values::positive)]
     temperature: f32,
+    /// Learn this speech embedding's 96-d vectors (ONNX, cargo feature `teacher`) with a
+    /// training-only head on the last layer's spike rates, over the same 775 ms windows
+    /// of every augmented clip; e.g. models/teachers/speech_embedding/speech-embedding-b1.onnx.
+    #[arg(long)]
+    embedding_teacher: Option<PathBuf>,
+    /// Weight of the embedding loss (1 − cosine similarity) against the clip loss.
+    #[arg(long, default_value_t = 1.0, value_parser = super::values::positive)]
+    embedding_weight: f32,
     /// Probability of mixing a second training clip into an example at a random ratio.
     #[arg(long, default_value_t = 0.0, value_parser = super::values::probability)]
     mixup: f32,
@@ -224,8 +232,16 @@ fn train_options(a: Args) -> Result<TrainOptions> {
     if let Some(d) = &distill {
         spikeword::train::distill::check(d)?;
     }
+    let embed = a.embedding_teacher.clone().map(|teacher| EmbedConfig {
+        teacher,
+        weight: a.embedding_weight,
+    });
+    if let Some(e) = &embed {
+        spikeword::train::distill::check_embed(e)?;
+    }
     Ok(TrainOptions {
         encoder: encoder_config(&a),
+        embed,
         augment: augment_config(a.no_augment, a.mixup),
         distill,
         network: network_config(&a)?,

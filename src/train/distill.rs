@@ -55,6 +55,79 @@ impl Distiller {
     }
 }
 
+/// How the student's embedding head learns a general speech embedding.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct EmbedConfig {
+    /// The speech embedding's model file (ONNX).
+    pub teacher: std::path::PathBuf,
+    /// Weight of the embedding loss (1 − cosine similarity) against the clip loss.
+    pub weight: f32,
+}
+
+type Embedding = dyn Fn(&[f32]) -> Result<Vec<f32>> + Send + Sync;
+
+/// A loaded speech embedding that gives the vectors of a 1 s clip.
+pub struct Embedder {
+    embed: Box<Embedding>,
+    /// Vectors per clip and their size.
+    pub windows: usize,
+    pub dim: usize,
+    pub weight: f32,
+}
+
+impl Embedder {
+    #[cfg(feature = "teacher")]
+    pub fn load(cfg: &EmbedConfig, clip_samples: usize) -> Result<Embedder> {
+        use crate::teacher::{SpeechEmbedding, embedding};
+        let teacher = SpeechEmbedding::load(&cfg.teacher)?;
+        let windows = embedding::windows_for(clip_samples);
+        if windows == 0 {
+            anyhow::bail!("clips of {clip_samples} samples are too short for the speech embedding");
+        }
+        Ok(Embedder {
+            embed: Box::new(move |clip| Ok(teacher.embed(clip)?.concat())),
+            windows,
+            dim: embedding::DIM,
+            weight: cfg.weight,
+        })
+    }
+
+    #[cfg(not(feature = "teacher"))]
+    pub fn load(cfg: &EmbedConfig, _clip_samples: usize) -> Result<Embedder> {
+        anyhow::bail!(
+            "--embedding-teacher {}: this build has no teachers (build with --features teacher)",
+            cfg.teacher.display()
+        )
+    }
+
+    /// The teacher's vectors of a clip, `windows × dim` flattened.
+    pub fn targets(&self, clip: &[f32]) -> Result<Vec<f32>> {
+        (self.embed)(clip)
+    }
+
+    /// The frame ranges `(first, len)` of the teacher's windows in an input whose clip
+    /// starts at frame `clip_start`: 775 ms windows every 80 ms (at `frame_rate`).
+    pub fn frame_windows(&self, clip_start: usize, frame_rate: f32) -> Vec<(usize, usize)> {
+        let at = |s: f32| (s * frame_rate).round() as usize;
+        (0..self.windows)
+            .map(|k| (clip_start + at(0.08 * k as f32), at(0.775)))
+            .collect()
+    }
+}
+
+/// The embedding loss: mean over clips and windows of 1 − the cosine similarity of the
+/// student's vectors and the teacher's (`[B, K, D]` both), each centred on its batch mean:
+/// the speech embedding's vectors share a large common part (raw cosines start near 0.8),
+/// and what tells clips apart is the rest. 0 when they point alike.
+pub fn embedding_loss(student: Tensor<3>, teacher: Tensor<3>) -> Tensor<1> {
+    let centre = |t: Tensor<3>| t.clone() - t.mean_dim(0).mean_dim(1);
+    let (student, teacher) = (centre(student), centre(teacher));
+    let dot = (student.clone() * teacher.clone()).sum_dim(2);
+    let norm = |t: Tensor<3>| (t.clone() * t).sum_dim(2).add_scalar(1e-8).sqrt();
+    let cos = dot / (norm(student) * norm(teacher));
+    cos.neg().add_scalar(1.0).mean()
+}
+
 /// Checks the settings before any data is read.
 pub fn check(cfg: &DistillConfig) -> Result<()> {
     if !(0.0..=1.0).contains(&cfg.weight) {
@@ -81,10 +154,76 @@ pub fn distillation_loss(logits: Tensor<2>, targets: Tensor<2>, temperature: f32
         .mul_scalar(temperature * temperature)
 }
 
+/// Checks the embedding settings before any data is read.
+pub fn check_embed(cfg: &EmbedConfig) -> Result<()> {
+    if !(cfg.weight.is_finite() && cfg.weight > 0.0) {
+        anyhow::bail!("embedding weight {} must be positive", cfg.weight);
+    }
+    if !Path::new(&cfg.teacher).is_file() {
+        anyhow::bail!("embedding teacher {}: no such file", cfg.teacher.display());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use burn::tensor::TensorData;
+
+    #[test]
+    fn embedding_loss_compares_what_differs_from_the_batch_mean() {
+        let dev = crate::batch::burn_device(crate::batch::DeviceKind::Cpu).unwrap();
+        let t = |v: Vec<f32>| Tensor::<3>::from_data(TensorData::new(v, [2, 1, 2]), &dev);
+        let at = |s: Vec<f32>, q: Vec<f32>| embedding_loss(t(s), t(q)).into_scalar::<f32>();
+        let q = vec![5.0, 1.0, 5.0, 3.0]; // a shared part (5, 2) and ∓(0, 1)
+        // The same deviations at another scale and offset: 0.
+        assert!(at(vec![-1.0, 0.0, -1.0, 4.0], q.clone()).abs() < 1e-5);
+        // Opposite deviations: 2, though the raw vectors point alike.
+        assert!((at(vec![5.0, 3.0, 5.0, 1.0], q.clone()) - 2.0).abs() < 1e-5);
+        // Deviations at right angles: 1.
+        assert!((at(vec![4.0, 2.0, 6.0, 2.0], q) - 1.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn an_embedding_head_learns_fixed_targets_through_the_spikes() {
+        use crate::batch::net::TrainNet;
+        use crate::config::NetworkConfig;
+        use burn::optim::{AdamConfig, GradientsParams};
+        let dev = crate::batch::burn_device(crate::batch::DeviceKind::Cpu)
+            .unwrap()
+            .autodiff();
+        let cfg = NetworkConfig {
+            channels: vec![24, 24],
+            dilations: vec![1, 2],
+            ..NetworkConfig::default()
+        };
+        let net = crate::snn::network::random_network(&cfg, 10, 4, 5);
+        let mut r = crate::util::Rng::new(9);
+        let (b, t, k, dim) = (8, 40, 2, 6);
+        let head: Vec<f32> = (0..24 * dim).map(|_| 0.2 * r.normal()).collect();
+        let mut tn = TrainNet::from_network(&net, &dev).with_embedding_head(
+            head,
+            vec![0.0; dim],
+            vec![(0, 30), (10, 30)],
+            &dev,
+        );
+        let x: Vec<f32> = (0..b * 10 * t).map(|_| 1.5 * r.normal().abs()).collect();
+        let x = Tensor::<3>::from_data(TensorData::new(x, [b, 10, t]), &dev);
+        let q: Vec<f32> = (0..b * k * dim).map(|_| r.normal()).collect();
+        let q = Tensor::<3>::from_data(TensorData::new(q, [b, k, dim]), &dev);
+        let mut optim = AdamConfig::new().init();
+        let mut losses = Vec::new();
+        for _ in 0..60 {
+            let e = tn.forward_train(x.clone(), 0, None).embeddings.unwrap();
+            let loss = embedding_loss(e, q.clone());
+            losses.push(loss.clone().into_scalar::<f32>());
+            let grads = GradientsParams::from_grads(loss.backward(), &tn);
+            tn = optim.step(0.02, tn, grads);
+        }
+        let (first, last) = (losses[0], *losses.last().unwrap());
+        assert!(last < first - 0.3, "embedding loss {first} -> {last}");
+        assert!(tn.embedding_head().is_some());
+    }
 
     #[test]
     fn distillation_loss_is_zero_at_the_targets_and_positive_elsewhere() {

@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use super::augment::{self, AugmentConfig};
 use super::checkpoint::{Checkpoint, Checkpoints};
-use super::distill::{DistillConfig, Distiller, distillation_loss};
+use super::distill::{
+    DistillConfig, Distiller, EmbedConfig, Embedder, distillation_loss, embedding_loss,
+};
 use super::replay_pick::model_file_store;
 use crate::audio::{fit_length, load_wav};
 use crate::batch::net::{Forward, LifImpl};
@@ -83,6 +85,9 @@ pub struct TrainOptions {
     /// Learn from a teacher's posteriors as well as the labels.
     #[serde(default)]
     pub distill: Option<DistillConfig>,
+    /// Learn a speech embedding's vectors with a training-only embedding head.
+    #[serde(default)]
+    pub embed: Option<EmbedConfig>,
 }
 
 fn default_leak_max() -> f32 {
@@ -101,6 +106,9 @@ struct Progress {
     /// Word-head weights and biases (training-only parameters, kept for resuming).
     #[serde(default)]
     word_head: Option<(Vec<f32>, Vec<f32>)>,
+    /// Embedding-head weights and biases (training only, kept for resuming).
+    #[serde(default)]
+    embedding_head: Option<(Vec<f32>, Vec<f32>)>,
     /// Every epoch's log line so far (log.csv is rewritten from it).
     #[serde(default)]
     log: Vec<EpochLog>,
@@ -117,6 +125,7 @@ impl Progress {
             elapsed_s: 0.0,
             options: opts.clone(),
             word_head: None,
+            embedding_head: None,
             log: Vec::new(),
         }
     }
@@ -133,13 +142,19 @@ pub struct EpochLog {
     pub val_rate_hz: f64,
     pub clips_per_s: f64,
     pub elapsed_s: f64,
+    /// Mean embedding loss (1 − cosine) when training an embedding head.
+    #[serde(default)]
+    pub embedding_loss: Option<f64>,
 }
 
 impl EpochLog {
     /// The line printed after each epoch.
     fn line(&self, epochs: usize) -> String {
+        let emb = self
+            .embedding_loss
+            .map_or(String::new(), |e| format!(" embedding {e:.3}"));
         format!(
-            "epoch {}/{epochs}: loss {:.4} train {:.1}% val {:.2}% rate {:.2} Hz ({:.0} clips/s, {:.0}s)",
+            "epoch {}/{epochs}: loss {:.4}{emb} train {:.1}% val {:.2}% rate {:.2} Hz ({:.0} clips/s, {:.0}s)",
             self.epoch,
             self.loss,
             100.0 * self.train_acc,
@@ -246,11 +261,12 @@ fn band_stats(set: &TrainSet, cfg: &FeatureConfig) -> (Vec<f32>, Vec<f32>) {
 }
 
 /// One training example: network input `[C, T]` (flattened), word-head class, and the
-/// teacher's soft targets for the clip as heard (when distilling).
+/// teachers' soft targets and embedding vectors for the clip as heard (when distilling).
 struct Example {
     x: Vec<f32>,
     word: usize,
     soft: Option<Vec<f32>>,
+    emb: Option<Vec<f32>>,
 }
 
 /// The augmented 1 s clip of an example of `class` and its word-head class.
@@ -303,6 +319,10 @@ fn make_example(
         Some(d) => Some(d.targets(&wave)?),
         None => None,
     };
+    let emb = match &data.embedder {
+        Some(e) => Some(e.targets(&wave)?),
+        None => None,
+    };
     // Left context: a quarter each of zero state (as offline), noise, other speech, quiet.
     let kind = if ctx_frames > 0 { rng.below(4) } else { 0 };
     if kind > 0 {
@@ -341,6 +361,7 @@ fn make_example(
         x: crate::batch::net::channels_first(&enc, opts.encoder.out_channels(n)),
         word,
         soft,
+        emb,
     })
 }
 
@@ -457,6 +478,7 @@ struct RunData {
     set: TrainSet,
     val: Vec<LabeledAudio>,
     distiller: Option<Distiller>,
+    embedder: Option<Embedder>,
 }
 
 impl RunData {
@@ -474,6 +496,10 @@ impl RunData {
             None => None,
         };
         let rate = opts.features.sample_rate;
+        let embedder = match &opts.embed {
+            Some(cfg) => Some(Embedder::load(cfg, rate as usize)?),
+            None => None,
+        };
         let set = load_train_set(&ds, &extra, &labels, rate, &opts.word_head_exclude)?;
         let (val, failed) = load_labeled(&ds, Some(Split::Validation), &labels, rate);
         if !failed.is_empty() {
@@ -498,6 +524,7 @@ impl RunData {
             set,
             val,
             distiller,
+            embedder,
         })
     }
 }
@@ -521,6 +548,7 @@ struct EpochStats {
     train_acc: f64,
     rate: f64,
     clips_per_s: f64,
+    embedding_loss: Option<f64>,
 }
 
 impl Run {
@@ -556,6 +584,11 @@ impl Run {
         if opts.word_head > 0.0 {
             let (w, b) = word_head_weights(opts, &data.set, net.readout.c_in, &progress)?;
             tn = tn.with_word_head(w, b, &device);
+        }
+        if let Some(e) = &data.embedder {
+            let (w, b) = embedding_head_weights(opts, e, net.readout.c_in, &progress)?;
+            let windows = e.frame_windows(context_frames(opts), opts.features.frame_rate());
+            tn = tn.with_embedding_head(w, b, windows, &device);
         }
         Ok(Run {
             tn,
@@ -600,12 +633,16 @@ impl Run {
             let drop = (opts.dropout > 0.0).then(|| (opts.dropout, self.progress.rng.next_u64()));
             let fwd = tn.forward_train(x, start, drop);
             let mut loss = self.clip_loss(&fwd, y.clone(), ex, opts, data);
+            let emb = self.embed_loss(&fwd, ex, data);
+            if let (Some(el), Some(e)) = (&emb, &data.embedder) {
+                loss = loss + el.clone().mul_scalar(e.weight);
+            }
             if let Some(wl) = fwd.word_logits.clone() {
                 let words: Vec<i64> = ex.iter().map(|e| e.word as i64).collect();
                 let yw = Tensor::from_data(TensorData::new(words, [b]), &self.device);
                 loss = loss + crate::batch::net::cross_entropy(wl, yw).mul_scalar(opts.word_head);
             }
-            sums.add(&fwd, &loss, y, b);
+            sums.add(&fwd, &loss, emb, y, b);
             let grads = GradientsParams::from_grads(loss.backward(), &tn);
             tn = self.optim.step(lr, tn, grads).clamp(opts.leak_max);
             if sums.steps.is_multiple_of(16) {
@@ -626,6 +663,7 @@ impl Run {
             train_acc: m.acc,
             rate: m.rate * opts.features.frame_rate() as f64,
             clips_per_s: sums.seen as f64 / te.elapsed().as_secs_f64(),
+            embedding_loss: m.emb,
         })
     }
 
@@ -652,6 +690,21 @@ impl Run {
         let q = Tensor::from_data(TensorData::new(soft, [ex.len(), n]), &self.device);
         let kd = distillation_loss(fwd.logits.clone(), q, d.temperature);
         ce.mul_scalar(1.0 - d.weight) + kd.mul_scalar(d.weight) + rate
+    }
+
+    /// The embedding head's loss (unweighted) against the speech embedding's vectors of
+    /// the clips.
+    fn embed_loss(&self, fwd: &Forward, ex: &[Example], data: &RunData) -> Option<Tensor<1>> {
+        let (e, student) = (data.embedder.as_ref()?, fwd.embeddings.clone()?);
+        let v: Vec<f32> = ex
+            .iter()
+            .flat_map(|x| x.emb.as_deref().unwrap_or(&[]).iter().copied())
+            .collect();
+        let teacher = Tensor::from_data(
+            TensorData::new(v, [ex.len(), e.windows, e.dim]),
+            &self.device,
+        );
+        Some(embedding_loss(student, teacher))
     }
 
     /// `per_class` draws of every class, shuffled, each with its own seed so that parallel
@@ -689,6 +742,7 @@ impl Run {
             val_rate_hz: rep.firing_rate_hz,
             clips_per_s: s.clips_per_s,
             elapsed_s: p.elapsed_s,
+            embedding_loss: s.embedding_loss,
         };
         eprintln!("{}", log.line(opts.epochs));
         p.log.push(log);
@@ -705,6 +759,7 @@ impl Run {
             self.best = Some(best);
         }
         p.word_head = self.tn.word_head();
+        p.embedding_head = self.tn.embedding_head();
         model.training = progress_record(p);
         let optim = self
             .optim
@@ -882,6 +937,25 @@ fn word_head_weights(
     Ok((w, b))
 }
 
+/// The embedding head's weights: the checkpoint's, or small random ones.
+fn embedding_head_weights(
+    opts: &TrainOptions,
+    e: &Embedder,
+    c: usize,
+    progress: &Progress,
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    let (w, b) = progress.embedding_head.clone().unwrap_or_else(|| {
+        let mut r = Rng::new(opts.seed ^ 0x0e3b_edd1);
+        let scale = 1.0 / (c as f32).sqrt();
+        let w = (0..c * e.dim).map(|_| r.normal() * scale).collect();
+        (w, vec![0.0; e.dim])
+    });
+    if w.len() != c * e.dim {
+        bail!("the checkpoint's embedding head does not fit this network");
+    }
+    Ok((w, b))
+}
+
 fn progress_bar(len: usize, epoch: usize, epochs: usize) -> indicatif::ProgressBar {
     let pb = indicatif::ProgressBar::new(len as u64);
     if let Ok(style) =
@@ -896,6 +970,8 @@ fn progress_bar(len: usize, epoch: usize, epochs: usize) -> indicatif::ProgressB
 /// Running sums of an epoch, kept on the device.
 struct Sums {
     loss: Tensor<1>,
+    /// The embedding loss, when there is an embedding head.
+    emb: Option<Tensor<1>>,
     correct: Tensor<1, Int>,
     rate: Tensor<1>,
     steps: usize,
@@ -908,12 +984,16 @@ struct Means {
     acc: f64,
     /// Mean firing probability per frame over layers.
     rate: f64,
+    emb: Option<f64>,
 }
 
 impl Means {
     fn message(&self, frame_rate: f32) -> String {
+        let emb = self
+            .emb
+            .map_or(String::new(), |e| format!(" embedding {e:.3}"));
         format!(
-            "loss {:.3} acc {:.1}% rate {:.1} Hz",
+            "loss {:.3} acc {:.1}% rate {:.1} Hz{emb}",
             self.loss,
             100.0 * self.acc,
             self.rate * frame_rate as f64
@@ -925,6 +1005,7 @@ impl Sums {
     fn new(device: &Device) -> Self {
         Sums {
             loss: Tensor::zeros([1], device),
+            emb: None,
             correct: Tensor::zeros([1], device),
             rate: Tensor::zeros([1], device),
             steps: 0,
@@ -932,7 +1013,14 @@ impl Sums {
         }
     }
 
-    fn add(&mut self, fwd: &Forward, loss: &Tensor<1>, y: Tensor<1, Int>, b: usize) {
+    fn add(
+        &mut self,
+        fwd: &Forward,
+        loss: &Tensor<1>,
+        emb: Option<Tensor<1>>,
+        y: Tensor<1, Int>,
+        b: usize,
+    ) {
         let n_layers = fwd.rates.len().max(1) as f32;
         let rate = fwd
             .rates
@@ -950,6 +1038,10 @@ impl Sums {
             .int()
             .sum();
         self.loss = self.loss.clone() + loss.clone().detach();
+        if let Some(e) = emb {
+            let e = e.detach();
+            self.emb = Some(self.emb.take().map_or(e.clone(), |s| s + e));
+        }
         self.rate = self.rate.clone() + rate;
         self.correct = self.correct.clone() + hits;
         self.steps += 1;
@@ -971,6 +1063,10 @@ impl Sums {
             loss: scalar(self.loss.clone())? / steps,
             acc: scalar(self.correct.clone().float())? / self.seen.max(1) as f64,
             rate: scalar(self.rate.clone())? / steps,
+            emb: match &self.emb {
+                Some(e) => Some(scalar(e.clone())? / steps),
+                None => None,
+            },
         })
     }
 }
@@ -978,11 +1074,14 @@ impl Sums {
 /// The per-epoch log as CSV.
 fn log_csv(log: &[EpochLog]) -> String {
     let mut out = String::from(
-        "epoch,lr,loss,train_acc,train_rate_hz,val_acc,val_rate_hz,clips_per_s,elapsed_s\n",
+        "epoch,lr,loss,train_acc,train_rate_hz,val_acc,val_rate_hz,clips_per_s,elapsed_s,embedding_loss\n",
     );
     for l in log {
+        let emb = l
+            .embedding_loss
+            .map_or(String::new(), |e| format!("{e:.5}"));
         out.push_str(&format!(
-            "{},{:.6},{:.5},{:.5},{:.3},{:.5},{:.3},{:.1},{:.1}\n",
+            "{},{:.6},{:.5},{:.5},{:.3},{:.5},{:.3},{:.1},{:.1},{emb}\n",
             l.epoch,
             l.lr,
             l.loss,

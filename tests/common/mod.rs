@@ -107,5 +107,6 @@ pub fn small_training(data: &Path, run: &Path, epochs: usize) -> TrainOptions {
         leak_max: spikeword::batch::net::BETA_MAX,
         lif: None,
         distill: None,
+        embed: None,
     }
 }
