@@ -54,7 +54,7 @@ enum Command {
     /// Teach new words from a few examples, keeping the old ones.
     Retrain(retrain::Args),
     /// Train the SNN on a Speech Commands folder (surrogate gradients, BPTT).
-    Train(train::Args),
+    Train(Box<train::Args>),
     /// Training throughput on random input, one JSON line (benchmark helper).
     #[command(hide = true)]
     TrainBench(train::BenchArgs),
@@ -83,7 +83,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Listen(a) => listen::run(a),
         Command::Record(a) => record::run(a),
         Command::Retrain(a) => retrain::run(a),
-        Command::Train(a) => train::run(a),
+        Command::Train(a) => train::run(*a),
         Command::TrainBench(a) => train::bench(a),
         Command::BenchDetect(a) => bench_detect::run(a),
         Command::Calibrate(a) => bench_detect::calibrate(a),
