@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use spikeword::audio::fit_length;
-use spikeword::eval::wilson_interval;
+use spikeword::eval::accuracy_with_interval;
 use spikeword::features::with_mel_frame;
 use spikeword::teacher::{SPEECH_EMBEDDING, SpeechEmbedding};
 use spikeword::train::readout_fit::{FeatureSets, features};
@@ -95,14 +95,8 @@ fn nearest_mean(feats: &[Vec<f32>], recs: &[Rec], train: &[usize], test: &[usize
         .count()
 }
 
-fn line(name: &str, right: usize, n: usize) -> String {
-    let (lo, hi) = wilson_interval(right, n);
-    format!(
-        "  {name:<28} {:5.1} %  ({right}/{n}, 95 % interval {:.1}–{:.1} %)",
-        100.0 * right as f64 / n.max(1) as f64,
-        100.0 * lo,
-        100.0 * hi
-    )
+fn line(name: &str, correct: usize, n: usize) -> String {
+    format!("  {name:<28} {}", accuracy_with_interval(correct, n))
 }
 
 /// `MODEL` or `MODEL@N` (network N of an ensemble), default the bundled model.

@@ -11,18 +11,12 @@ use std::path::{Path, PathBuf};
 
 use spikeword::Model;
 use spikeword::data::{Dataset, Split, load_labeled};
-use spikeword::eval::{evaluate, model_split_rule, wilson_interval};
+use spikeword::eval::{accuracy_with_interval, evaluate, model_split_rule};
 use spikeword::teacher::{KEYWORD_TEACHER, KeywordTeacher};
 use spikeword::util::{argmax, parallel_map};
 
 fn line(name: &str, correct: usize, n: usize) -> String {
-    let (lo, hi) = wilson_interval(correct, n);
-    format!(
-        "{name:<10} {:6.2} %  ({correct}/{n}, 95 % interval {:.1}–{:.1} %)",
-        100.0 * correct as f64 / n.max(1) as f64,
-        100.0 * lo,
-        100.0 * hi
-    )
+    format!("{name:<10} {}", accuracy_with_interval(correct, n))
 }
 
 fn main() -> anyhow::Result<()> {

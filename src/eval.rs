@@ -48,6 +48,18 @@ pub fn wilson_interval(correct: usize, n: usize) -> (f64, f64) {
     ((centre - half).max(0.0), (centre + half).min(1.0))
 }
 
+/// `correct / n` as a percentage with its count and 95 % interval, for reports:
+/// `"88.40 %  (2209/2500, 95 % interval 87.0–89.6 %)"`.
+pub fn accuracy_with_interval(correct: usize, n: usize) -> String {
+    let (lo, hi) = wilson_interval(correct, n);
+    format!(
+        "{:6.2} %  ({correct}/{n}, 95 % interval {:.1}–{:.1} %)",
+        100.0 * correct as f64 / n.max(1) as f64,
+        100.0 * lo,
+        100.0 * hi
+    )
+}
+
 /// Classifies every clip; returns the report and the per-clip outputs.
 pub fn evaluate(model: &Model, data: &[LabeledAudio]) -> (EvalReport, Vec<ClipOutput>) {
     let outs = parallel_map(data, |a| {
@@ -204,7 +216,15 @@ pub fn model_split_rule(model: &Model) -> anyhow::Result<SplitRule> {
 
 #[cfg(test)]
 mod tests {
-    use super::wilson_interval;
+    use super::{accuracy_with_interval, wilson_interval};
+
+    #[test]
+    fn accuracy_reads_with_its_count_and_interval() {
+        assert_eq!(
+            accuracy_with_interval(247, 285),
+            " 86.67 %  (247/285, 95 % interval 82.2–90.1 %)"
+        );
+    }
 
     #[test]
     fn wilson_interval_matches_published_values() {
