@@ -101,10 +101,12 @@ fn line(name: &str, correct: usize, n: usize) -> String {
 
 /// `MODEL` or `MODEL@N` (network N of an ensemble), default the bundled model.
 fn load_student(arg: Option<&str>) -> Result<Model> {
-    let (path, member) = match arg.map(|a| a.rsplit_once('@')) {
-        Some(Some((p, n))) => (PathBuf::from(p), Some(n.parse::<usize>()?)),
-        Some(None) => (PathBuf::from(arg.unwrap_or_default()), None),
+    let (path, member) = match arg {
         None => (spikeword::model::default_model_path(), None),
+        Some(a) => match a.rsplit_once('@') {
+            Some((p, n)) => (PathBuf::from(p), Some(n.parse::<usize>()?)),
+            None => (PathBuf::from(a), None),
+        },
     };
     let model = Model::load(&path)?;
     match member {

@@ -698,7 +698,7 @@ impl Run {
         let (e, student) = (data.embedder.as_ref()?, fwd.embeddings.clone()?);
         let v: Vec<f32> = ex
             .iter()
-            .flat_map(|x| x.emb.as_deref().unwrap_or(&[]).iter().copied())
+            .flat_map(|x| x.emb.iter().flatten().copied())
             .collect();
         let teacher = Tensor::from_data(
             TensorData::new(v, [ex.len(), e.windows, e.dim]),
@@ -1038,9 +1038,11 @@ impl Sums {
             .int()
             .sum();
         self.loss = self.loss.clone() + loss.clone().detach();
-        if let Some(e) = emb {
-            let e = e.detach();
-            self.emb = Some(self.emb.take().map_or(e.clone(), |s| s + e));
+        if let Some(e) = emb.map(|e| e.detach()) {
+            self.emb = Some(match self.emb.take() {
+                Some(s) => s + e,
+                None => e,
+            });
         }
         self.rate = self.rate.clone() + rate;
         self.correct = self.correct.clone() + hits;
