@@ -14,10 +14,11 @@
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorData, TensorMetadata};
-use burn::backend::{backend_extension, read_sync, tensor::FloatTensor};
+use burn::backend::{Autodiff, AutodiffBackend, Backend, Dispatch, Flex, TensorMetadata};
+use burn::backend::{backend_extension, tensor::FloatTensor};
 use burn::tensor::Tensor;
 
+use super::host::{dims3, host, tensor};
 use crate::config::{Reset, Surrogate};
 
 /// How a spike is made and differentiated: the reset, the surrogate and its slope.
@@ -28,69 +29,145 @@ pub struct SpikeFn {
     pub slope: f32,
 }
 
-#[backend_extension(Flex, Cube: cfg(feature = "gpu"), Autodiff)]
+#[backend_extension(
+    Flex,
+    Cube: cfg(feature = "gpu"),
+    Fusion: cfg(feature = "gpu"),
+    Autodiff
+)]
 pub trait LifOps: Backend {
-    /// Spikes `[B, C, T]` of LIF neurons driven by `drive` `[B, C, T]` with leaks `beta`
-    /// and thresholds `theta` `[C]`. `reset`: 0 subtract, 1 zero; `surrogate`: 0 sigmoid,
-    /// 1 fast sigmoid, 2 arctan (plain numbers cross the dispatch boundary).
-    fn lif_scan(
+    /// Spikes and membrane potentials `[B, C, T]` of LIF neurons driven by `drive`
+    /// `[B, C, T]` with leaks `beta` and thresholds `theta` `[C]`. `reset`: 0 subtract,
+    /// 1 zero; `surrogate`: 0 sigmoid, 1 fast sigmoid, 2 arctan (plain numbers cross the
+    /// dispatch boundary).
+    #[fusion(meta = |d, _b, _t, _r, _s, _k| (d.clone(), d.clone()))]
+    fn lif_forward(
         drive: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         theta: FloatTensor<Self>,
         reset: u8,
         surrogate: u8,
         slope: f32,
-    ) -> FloatTensor<Self> {
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
+    /// Gradients of the drive `[B, C, T]`, the leaks and the thresholds `[C]` from the
+    /// spikes' gradient and the saved potentials.
+    #[fusion(meta = |_g, v, b, t, _r, _s, _k| (v.clone(), b.clone(), t.clone()))]
+    fn lif_backward(
+        g_spikes: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        theta: FloatTensor<Self>,
+        reset: u8,
+        surrogate: u8,
+        slope: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+}
+
+impl LifOps for Flex {
+    fn lif_forward(
+        drive: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        theta: FloatTensor<Self>,
+        reset: u8,
+        surrogate: u8,
+        slope: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        forward::<Self>(drive, beta, theta, SpikeFn::decode(reset, surrogate, slope))
+    }
+
+    fn lif_backward(
+        g_spikes: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        theta: FloatTensor<Self>,
+        reset: u8,
+        surrogate: u8,
+        slope: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         let f = SpikeFn::decode(reset, surrogate, slope);
-        forward::<Self>(drive, beta, theta, f).0
+        backward::<Self>(g_spikes, v, beta, theta, f)
     }
 }
 
-impl LifOps for Flex {}
-#[cfg(feature = "gpu")]
-impl LifOps for burn::backend::Cube {}
-
 impl<B: Backend + LifOps, C: CheckpointStrategy> LifOps for Autodiff<B, C> {
-    fn lif_scan(
+    fn lif_forward(
         drive: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         theta: FloatTensor<Self>,
         reset: u8,
         surrogate: u8,
         slope: f32,
-    ) -> FloatTensor<Self> {
-        let f = SpikeFn::decode(reset, surrogate, slope);
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         let nodes = [drive.node(), beta.node(), theta.node()];
-        match LifBackward.prepare::<C>(nodes).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                let (b, t) = (beta.primitive().clone(), theta.primitive().clone());
-                let (s, v) = forward::<B>(drive.primitive().clone(), b.clone(), t.clone(), f);
-                prep.finish((v, b, t, f), s)
-            }
-            OpsKind::UnTracked(prep) => {
-                let (d, b, t) = (
-                    drive.into_primitive(),
-                    beta.into_primitive(),
-                    theta.into_primitive(),
-                );
-                prep.finish(forward::<B>(d, b, t, f).0)
-            }
-        }
+        let (b, t) = (beta.primitive().clone(), theta.primitive().clone());
+        let (s, v) = B::lif_forward(
+            drive.into_primitive(),
+            b.clone(),
+            t.clone(),
+            reset,
+            surrogate,
+            slope,
+        );
+        // The potentials are an output for the backward pass only: untracked.
+        let v_out = outer::<B, C>(v.clone());
+        let s = match LifBackward.prepare::<C>(nodes).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish((v, b, t, (reset, surrogate, slope)), s),
+            OpsKind::UnTracked(prep) => prep.finish(s),
+        };
+        (s, v_out)
     }
+
+    /// Not differentiated itself: runs on the inner backend.
+    fn lif_backward(
+        g_spikes: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        theta: FloatTensor<Self>,
+        reset: u8,
+        surrogate: u8,
+        slope: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let (g_drive, g_beta, g_theta) = B::lif_backward(
+            g_spikes.into_primitive(),
+            v.into_primitive(),
+            beta.into_primitive(),
+            theta.into_primitive(),
+            reset,
+            surrogate,
+            slope,
+        );
+        (
+            outer::<B, C>(g_drive),
+            outer::<B, C>(g_beta),
+            outer::<B, C>(g_theta),
+        )
+    }
+}
+
+/// An inner backend's tensor as an untracked autodiff tensor.
+fn outer<B: Backend, C: CheckpointStrategy>(t: FloatTensor<B>) -> FloatTensor<Autodiff<B, C>> {
+    <Autodiff<B, C> as AutodiffBackend>::from_inner(t)
 }
 
 #[derive(Debug)]
 struct LifBackward;
 
-impl<B: Backend> Backward<B, 3> for LifBackward {
-    /// Membrane potentials `[B, C, T]`, leaks, thresholds, the spike function.
-    type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, SpikeFn);
+impl<B: Backend + LifOps> Backward<B, 3> for LifBackward {
+    /// Membrane potentials `[B, C, T]`, leaks, thresholds, the spike function's codes.
+    type State = (
+        FloatTensor<B>,
+        FloatTensor<B>,
+        FloatTensor<B>,
+        (u8, u8, f32),
+    );
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [n_drive, n_beta, n_theta] = ops.parents;
         let g_spikes = grads.consume::<B>(&ops.node);
-        let (v, beta, theta, f) = ops.state;
-        let (g_drive, g_beta, g_theta) = backward::<B>(g_spikes, v, beta, theta, f);
+        let (v, beta, theta, (reset, surrogate, slope)) = ops.state;
+        let (g_drive, g_beta, g_theta) =
+            B::lif_backward(g_spikes, v, beta, theta, reset, surrogate, slope);
         for (node, g) in [(n_drive, g_drive), (n_beta, g_beta), (n_theta, g_theta)] {
             if let Some(node) = node {
                 grads.register::<B>(node.id, g);
@@ -102,14 +179,15 @@ impl<B: Backend> Backward<B, 3> for LifBackward {
 /// The fused LIF layer on burn tensors: `drive` `[B, C, T]`, `beta` and `theta` `[C]`.
 pub fn lif_scan(drive: Tensor<3>, beta: Tensor<1>, theta: Tensor<1>, f: SpikeFn) -> Tensor<3> {
     let (reset, surrogate, slope) = f.encode();
-    Tensor::from_dispatch(<Dispatch as LifOps>::lif_scan(
+    let (spikes, _) = <Dispatch as LifOps>::lif_forward(
         drive.into_dispatch(),
         beta.into_dispatch(),
         theta.into_dispatch(),
         reset,
         surrogate,
         slope,
-    ))
+    );
+    Tensor::from_dispatch(spikes)
 }
 
 impl SpikeFn {
@@ -143,18 +221,6 @@ impl SpikeFn {
     }
 }
 
-fn host<B: Backend>(t: FloatTensor<B>) -> Vec<f32> {
-    read_sync(B::float_into_data(t))
-        .expect("reading a tensor back from the device")
-        .try_into_vec_as::<f32>()
-        .expect("f32 tensor")
-}
-
-fn dims3<B: Backend>(t: &FloatTensor<B>) -> [usize; 3] {
-    let d = t.shape().dims::<3>();
-    [d[0], d[1], d[2]]
-}
-
 /// A row of the forward scan: channel, drive, spikes and potentials written.
 type ForwardRow<'a> = (usize, &'a [f32], &'a mut [f32], &'a mut [f32]);
 /// A row of the backward scan: channel, spike gradients, potentials, drive gradients.
@@ -180,7 +246,7 @@ fn forward<B: Backend>(
     crate::util::parallel_map_owned(rows, |(c, d, s, v)| {
         forward_row(d, beta[c], theta[c], f.reset, s, v)
     });
-    let t = |x: Vec<f32>| B::float_from_data(TensorData::new(x, [nb, nc, nt]), &device);
+    let t = |x: Vec<f32>| tensor::<B, 3>(x, [nb, nc, nt], &device);
     (t(s), t(v))
 }
 
@@ -231,8 +297,8 @@ fn backward<B: Backend>(
         g_beta[c] += gb;
         g_theta[c] += gt;
     }
-    let vec1 = |x: Vec<f32>| B::float_from_data(TensorData::new(x, [nc]), &device);
-    let g_drive = B::float_from_data(TensorData::new(gd, [nb, nc, nt]), &device);
+    let vec1 = |x: Vec<f32>| tensor::<B, 1>(x, [nc], &device);
+    let g_drive = tensor::<B, 3>(gd, [nb, nc, nt], &device);
     (g_drive, vec1(g_beta), vec1(g_theta))
 }
 

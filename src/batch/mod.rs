@@ -3,6 +3,8 @@
 //! forward. It computes what the frame-by-frame engine in `snn` computes.
 
 pub mod classify;
+pub mod conv;
+mod host;
 pub mod lif;
 pub mod net;
 

@@ -12,8 +12,9 @@ use burn::module::{Module, Param, ParamId};
 use burn::tensor::activation::{log_softmax, sigmoid};
 use burn::tensor::module::conv1d;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 
+use super::conv::causal_conv;
 use super::lif::{SpikeFn, lif_scan};
 use crate::config::{NetworkConfig, Reset, Surrogate};
 use crate::snn::{Network, Readout, SpikingLayer};
@@ -61,9 +62,10 @@ pub struct TrainNet {
     pub emb_windows: Vec<(usize, usize)>,
     #[module(skip)]
     pub cfg: NetworkConfig,
-    /// How the LIF recurrence runs: the fused operation (`lif::lif_scan`, default) or
-    /// the per-frame graph of tensor operations it replaces (the reference it is tested
-    /// against, and what a GPU without a LIF kernel runs).
+    /// How a layer runs: the fused CPU operations (`conv::causal_conv` and
+    /// `lif::lif_scan`, default) or burn's padded conv1d and the per-frame graph of
+    /// tensor operations they replace (the reference they are tested against, and what a
+    /// GPU runs).
     #[module(skip)]
     pub lif: LifImpl,
 }
@@ -83,6 +85,20 @@ pub struct Forward {
     pub word_logits: Option<Tensor<2>>,
     /// Embedding-head vectors `[B, windows, dim]` when the module has one.
     pub embeddings: Option<Tensor<3>>,
+}
+
+/// Serialises seeding burn's device random generator and drawing from it: the generator
+/// is one state per process, shared by every thread that trains.
+static DEVICE_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A spike dropout mask drawn on the device: 0 with probability `p`, else 1/(1−p); the
+/// same `seed` gives the same mask.
+fn dropout_mask(dims: [usize; 3], p: f32, seed: u64, device: &Device) -> Tensor<3> {
+    let kept = Distribution::Bernoulli(1.0 - f64::from(p));
+    let _only_us = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    device.seed(seed);
+    let mask: Tensor<3> = Tensor::random(dims, kept, device);
+    mask.mul_scalar(1.0 / (1.0 - p))
 }
 
 /// Ids of the word head's parameters (apart from the network's `2..`).
@@ -332,8 +348,8 @@ impl TrainNet {
     /// As `forward_from`, with spike dropout during training: `Some((p, seed))` drops each
     /// spike with probability `p` (survivors scaled by 1/(1−p)) before it reaches the next
     /// layer or the readout, so that decisions rest on many spikes rather than a few exact
-    /// ones (a single flipped spike otherwise cascades through the layers). The masks come
-    /// from `seed`, so a resumed run repeats them. Long because the layer loop and the
+    /// ones (a single flipped spike otherwise cascades through the layers). The masks are
+    /// drawn on the device from `seed`, so a resumed run repeats them. Long because the layer loop and the
     /// readout's closed form are one graph-building pass.
     pub fn forward_train(
         &self,
@@ -342,20 +358,15 @@ impl TrainNet {
         dropout: Option<(f32, u64)>,
     ) -> Forward {
         let device = x.device();
-        let mut rng = dropout.map(|(_, seed)| crate::util::Rng::new(seed));
-        let k = self.cfg.kernel;
         let mut h = x;
         let mut rates = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
-            let [b, c_in, _] = h.dims();
-            let pad = (k - 1) * layer.dilation;
-            let padded = Tensor::cat(vec![Tensor::zeros([b, c_in, pad], &device), h], 2);
-            let current = conv1d(
-                padded,
-                layer.weight.val(),
-                Some(layer.bias.val()),
-                ConvOptions::new([1], [0], [layer.dilation], 1),
-            );
+            let current = match self.lif {
+                LifImpl::Fused => {
+                    causal_conv(h, layer.weight.val(), layer.bias.val(), layer.dilation)
+                }
+                LifImpl::Graph => self.conv_graph(h, layer),
+            };
             // (1 − β)·I for all frames at once; the recurrence only carries the state.
             let beta = layer.beta.val();
             let drive = current
@@ -370,13 +381,9 @@ impl TrainNet {
                 LifImpl::Graph => self.lif_graph(drive, beta, layer.threshold.val()),
             };
             rates.push(h.clone().mean());
-            if let (Some((p, _)), Some(rng)) = (dropout, rng.as_mut()) {
-                let dims = h.dims();
-                let keep = 1.0 / (1.0 - p);
-                let mask: Vec<f32> = (0..dims.iter().product::<usize>())
-                    .map(|_| if rng.uniform() < p { 0.0 } else { keep })
-                    .collect();
-                h = h * Tensor::from_data(TensorData::new(mask, dims), &device);
+            if let Some((p, seed)) = dropout {
+                let mask = dropout_mask(h.dims(), p, seed ^ ((rates.len() as u64) << 56), &device);
+                h = h * mask;
             }
         }
         let word_logits = match (&self.word_w, &self.word_b) {
@@ -461,6 +468,20 @@ impl TrainNet {
             surrogate: self.cfg.surrogate,
             slope: self.cfg.surrogate_slope,
         }
+    }
+
+    /// The causal convolution as burn's padded conv1d (the reference for
+    /// `conv::causal_conv`).
+    fn conv_graph(&self, h: Tensor<3>, layer: &SpikingConv) -> Tensor<3> {
+        let [b, c_in, _] = h.dims();
+        let pad = (self.cfg.kernel - 1) * layer.dilation;
+        let padded = Tensor::cat(vec![Tensor::zeros([b, c_in, pad], &h.device()), h], 2);
+        conv1d(
+            padded,
+            layer.weight.val(),
+            Some(layer.bias.val()),
+            ConvOptions::new([1], [0], [layer.dilation], 1),
+        )
     }
 
     /// The LIF recurrence as a graph of tensor operations, frame by frame (the reference
@@ -688,7 +709,7 @@ mod tests {
     }
 
     #[test]
-    fn the_fused_lif_gives_the_graphs_gradients() {
+    fn the_fused_operations_give_the_graphs_gradients() {
         let dev = device();
         for reset in [Reset::Subtract, Reset::Zero] {
             for surrogate in [
