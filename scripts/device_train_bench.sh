@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Training throughput on a GPU machine, in one go: the `--features gpu` binary (built
 # elsewhere and carried as target/release/spikeword) runs `train-bench --device gpu` at
-# several batch sizes, then a short real training on the bundled assets' clips.
+# several batch sizes (the LIF kernel; the per-frame graph once, for the ratio), then a
+# short real training.
 #
 # Before carrying: `cargo build --release --features gpu`, and the Vulkan loader as .deb
 # files in .gl/ (see the device notes), with target/release/spikeword and .gl carried.
@@ -21,6 +22,8 @@ bin=target/release/spikeword
 for b in 64 256 1024 4096; do
   timeout 120 "$bin" train-bench --device gpu --batch "$b" --steps 10 2>&1 | tee -a "$out/train_bench_gpu.jsonl"
 done
+echo "GPU, per-frame LIF graph, batch 1024:"
+timeout 120 "$bin" train-bench --device gpu --layer-ops graph --batch 1024 --steps 10 2>&1 | tee -a "$out/train_bench_gpu.jsonl"
 echo "CPU, batch 64:"
 "$bin" train-bench --batch 64 --steps 10 | tee -a "$out/train_bench_gpu.jsonl"
 # A short real training: 3 epochs on the bundled demo clips is too little data, so the

@@ -1,12 +1,14 @@
 //! burn's wgpu backend (feature `gpu`): the training graph on the GPU device gives the
-//! engine's logits, and a training step runs. In CI it runs on Mesa's CPU Vulkan driver.
+//! engine's logits, the LIF kernel gives the per-frame graph's gradients, and training
+//! steps run. In CI it runs on Mesa's CPU Vulkan driver.
 #![cfg(feature = "gpu")]
 
 use std::path::Path;
 
 use burn::tensor::{Tensor, TensorData};
-use spikeword::batch::net::TrainNet;
-use spikeword::batch::{DeviceKind, burn_device};
+use spikeword::batch::net::{LayerOps, TrainNet};
+use spikeword::batch::{DeviceKind, burn_device, ops_for};
+use spikeword::config::{Reset, Surrogate};
 use spikeword::features::MelFrame;
 use spikeword::snn::Mode;
 use spikeword::{Model, load_wav};
@@ -20,7 +22,7 @@ fn wgpu_forward_matches_the_cpu_engine() {
     let (input, _) = m.encode(&mut mf, &x);
     let (want, _) = m.net.first().forward_clip(&input, Mode::Dense);
     let dev = burn_device(DeviceKind::Gpu).unwrap();
-    let net = TrainNet::from_network(m.net.first(), &dev);
+    let net = TrainNet::from_network(m.net.first(), &dev).with_ops(ops_for(DeviceKind::Gpu));
     let c = m.config.encoder.out_channels(m.config.features.n_mels);
     let t = input.len() / c;
     let xt: Tensor<3> = Tensor::<2>::from_data(TensorData::new(input, [t, c]), &dev)
@@ -63,7 +65,7 @@ fn fit_steps(kind: DeviceKind, steps: usize) -> (Vec<f32>, spikeword::snn::Netwo
         .map(|w| m.labels().iter().position(|l| l == w).unwrap() as i64)
         .collect();
     let dev = burn_device(kind).unwrap().autodiff();
-    let mut tn = TrainNet::from_network(m.net.first(), &dev);
+    let mut tn = TrainNet::from_network(m.net.first(), &dev).with_ops(ops_for(kind));
     let mut optim = AdamConfig::new().init();
     let mut losses = Vec::new();
     for _ in 0..steps {
@@ -77,6 +79,64 @@ fn fit_steps(kind: DeviceKind, steps: usize) -> (Vec<f32>, spikeword::snn::Netwo
             .clamp(spikeword::batch::net::BETA_MAX);
     }
     (losses, tn.to_network())
+}
+
+/// Loss and the gradients of every layer parameter on random input, run by `ops`.
+fn loss_and_grads(net: &spikeword::snn::Network, ops: LayerOps) -> (f32, Vec<Vec<f32>>) {
+    use burn::tensor::Int;
+    let dev = burn_device(DeviceKind::Gpu).unwrap().autodiff();
+    let mut r = spikeword::util::Rng::new(4);
+    let c = net.layers[0].c_in;
+    let (b, t) = (3, 60);
+    let x: Vec<f32> = (0..b * c * t).map(|_| r.normal() * 1.5).collect();
+    let tn = TrainNet::from_network(net, &dev).with_ops(ops);
+    let x: Tensor<3> = Tensor::from_data(TensorData::new(x, [b, c, t]), &dev);
+    let y: Tensor<1, Int> = Tensor::from_data(TensorData::new(vec![1i64, 5, 9], [b]), &dev);
+    let l = spikeword::batch::net::loss(&tn.forward_train(x, 10, None), y, 0.03, 4.0);
+    let lv = l.clone().into_scalar::<f32>();
+    let grads = l.backward();
+    let v = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap();
+    let mut out = Vec::new();
+    for layer in &tn.layers {
+        out.push(v(layer.weight.val().grad(&grads).unwrap().flatten(0, 2)));
+        for p in [&layer.bias, &layer.beta, &layer.threshold] {
+            out.push(v(p.val().grad(&grads).unwrap()));
+        }
+    }
+    (lv, out)
+}
+
+#[test]
+fn the_lif_kernel_gives_the_graphs_gradients() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let m = Model::load(&root.join("models/gsc12.safetensors")).unwrap();
+    for reset in [Reset::Subtract, Reset::Zero] {
+        for surrogate in [
+            Surrogate::Sigmoid,
+            Surrogate::FastSigmoid,
+            Surrogate::Arctan,
+        ] {
+            let mut net = m.net.first().clone();
+            net.config.reset = reset;
+            net.config.surrogate = surrogate;
+            let (lk, gk) = loss_and_grads(&net, LayerOps::FusedLif);
+            let (lg, gg) = loss_and_grads(&net, LayerOps::Graph);
+            let what = format!("{reset:?} {surrogate:?}");
+            assert!(
+                (lk - lg).abs() <= 1e-5 * lg.abs(),
+                "{what}: loss {lk} vs {lg}"
+            );
+            for (k, (a, b)) in gk.iter().zip(&gg).enumerate() {
+                let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+                assert!(scale > 0.0, "{what}: parameter {k} gets no gradient");
+                let worst = a.iter().zip(b).fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+                assert!(
+                    worst <= 1e-4 * scale,
+                    "{what}: parameter {k}: {worst} of {scale}"
+                );
+            }
+        }
+    }
 }
 
 #[test]

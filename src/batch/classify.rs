@@ -23,7 +23,7 @@ pub fn classify_clips(
         .net
         .members
         .iter()
-        .map(|n| TrainNet::from_network(n, &dev).with_lif(super::lif_for(device)))
+        .map(|n| TrainNet::from_network(n, &dev).with_ops(super::ops_for(device)))
         .collect();
     let c = model
         .config

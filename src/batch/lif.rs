@@ -204,7 +204,7 @@ impl SpikeFn {
         (reset, surrogate, self.slope)
     }
 
-    fn decode(reset: u8, surrogate: u8, slope: f32) -> Self {
+    pub(super) fn decode(reset: u8, surrogate: u8, slope: f32) -> Self {
         SpikeFn {
             reset: if reset == 0 {
                 Reset::Subtract

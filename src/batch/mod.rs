@@ -6,6 +6,8 @@ pub mod classify;
 pub mod conv;
 mod host;
 pub mod lif;
+#[cfg(feature = "gpu")]
+mod lif_gpu;
 pub mod net;
 
 use anyhow::Result;
@@ -13,7 +15,7 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 pub use classify::classify_clips;
-pub use net::{LifImpl, TrainNet};
+pub use net::{LayerOps, TrainNet};
 
 /// Where burn runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,11 +37,11 @@ pub fn burn_device(kind: DeviceKind) -> Result<Device> {
     }
 }
 
-/// The fused LIF operation runs its scans on the host: on the CPU that is the fast path;
-/// on a GPU (no LIF kernel written yet) the per-frame graph keeps the data on the device.
-pub fn lif_for(device: DeviceKind) -> LifImpl {
+/// The fastest way each device runs a layer: the fused host operations on the CPU;
+/// on a GPU, burn's convolution kernels and the LIF kernel.
+pub fn ops_for(device: DeviceKind) -> LayerOps {
     match device {
-        DeviceKind::Cpu => LifImpl::Fused,
-        DeviceKind::Gpu => LifImpl::Graph,
+        DeviceKind::Cpu => LayerOps::Fused,
+        DeviceKind::Gpu => LayerOps::FusedLif,
     }
 }

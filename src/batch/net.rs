@@ -62,18 +62,21 @@ pub struct TrainNet {
     pub emb_windows: Vec<(usize, usize)>,
     #[module(skip)]
     pub cfg: NetworkConfig,
-    /// How a layer runs: the fused CPU operations (`conv::causal_conv` and
-    /// `lif::lif_scan`, default) or burn's padded conv1d and the per-frame graph of
-    /// tensor operations they replace (the reference they are tested against, and what a
-    /// GPU runs).
+    /// How a layer's convolution and LIF recurrence run (see `LayerOps`).
     #[module(skip)]
-    pub lif: LifImpl,
+    pub ops: LayerOps,
 }
 
-/// See `TrainNet::lif`.
+/// How a spiking layer runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LifImpl {
+pub enum LayerOps {
+    /// The fused CPU operations `conv::causal_conv` and `lif::lif_scan` (CPU default).
     Fused,
+    /// burn's convolution and the fused LIF operation, which on a GPU is a kernel, one
+    /// thread per neuron looping over time (GPU default).
+    FusedLif,
+    /// burn's padded conv1d and the LIF recurrence as a per-frame graph of tensor
+    /// operations: the reference the fused operations are tested against.
     Graph,
 }
 
@@ -244,13 +247,13 @@ impl TrainNet {
             emb_b: None,
             emb_windows: Vec::new(),
             cfg: net.config.clone(),
-            lif: LifImpl::Fused,
+            ops: LayerOps::Fused,
         }
     }
 
-    /// The same module with the LIF recurrence run by `lif`.
-    pub fn with_lif(mut self, lif: LifImpl) -> Self {
-        self.lif = lif;
+    /// The same module with its layers run by `ops`.
+    pub fn with_ops(mut self, ops: LayerOps) -> Self {
+        self.ops = ops;
         self
     }
 
@@ -361,11 +364,11 @@ impl TrainNet {
         let mut h = x;
         let mut rates = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
-            let current = match self.lif {
-                LifImpl::Fused => {
+            let current = match self.ops {
+                LayerOps::Fused => {
                     causal_conv(h, layer.weight.val(), layer.bias.val(), layer.dilation)
                 }
-                LifImpl::Graph => self.conv_graph(h, layer),
+                LayerOps::FusedLif | LayerOps::Graph => self.conv_graph(h, layer),
             };
             // (1 − β)·I for all frames at once; the recurrence only carries the state.
             let beta = layer.beta.val();
@@ -376,9 +379,11 @@ impl TrainNet {
                     .add_scalar(1.0)
                     .unsqueeze_dim::<2>(1)
                     .unsqueeze::<3>();
-            h = match self.lif {
-                LifImpl::Fused => lif_scan(drive, beta, layer.threshold.val(), self.spike_fn()),
-                LifImpl::Graph => self.lif_graph(drive, beta, layer.threshold.val()),
+            h = match self.ops {
+                LayerOps::Fused | LayerOps::FusedLif => {
+                    lif_scan(drive, beta, layer.threshold.val(), self.spike_fn())
+                }
+                LayerOps::Graph => self.lif_graph(drive, beta, layer.threshold.val()),
             };
             rates.push(h.clone().mean());
             if let Some((p, seed)) = dropout {
@@ -720,7 +725,7 @@ mod tests {
                 for drop in [None, Some((0.2, 9))] {
                     let (net, x, y) = case(reset, surrogate, 3, 60);
                     let fused = TrainNet::from_network(&net, &dev);
-                    let graph = TrainNet::from_network(&net, &dev).with_lif(LifImpl::Graph);
+                    let graph = TrainNet::from_network(&net, &dev).with_ops(LayerOps::Graph);
                     let (lf, gf) = loss_and_grads(&fused, &x, &y, drop);
                     let (lg, gg) = loss_and_grads(&graph, &x, &y, drop);
                     let what = format!("{reset:?} {surrogate:?} dropout {drop:?}");
@@ -743,9 +748,9 @@ mod tests {
     fn twenty_training_steps_follow_the_graphs_loss_trajectory() {
         use burn::optim::{AdamConfig, GradientsParams};
         let dev = device();
-        let run = |lif: LifImpl| -> Vec<f32> {
+        let run = |ops: LayerOps| -> Vec<f32> {
             let (net, _, _) = case(Reset::Subtract, Surrogate::Sigmoid, 4, 50);
-            let mut tn = TrainNet::from_network(&net, &dev).with_lif(lif);
+            let mut tn = TrainNet::from_network(&net, &dev).with_ops(ops);
             let mut optim = AdamConfig::new().init();
             let mut r = crate::util::Rng::new(8);
             (0..20)
@@ -763,7 +768,7 @@ mod tests {
                 })
                 .collect()
         };
-        let (fused, graph) = (run(LifImpl::Fused), run(LifImpl::Graph));
+        let (fused, graph) = (run(LayerOps::Fused), run(LayerOps::Graph));
         for (a, b) in fused.iter().zip(&graph) {
             assert!((a - b).abs() <= 1e-4 * b.abs(), "{fused:?} vs {graph:?}");
         }

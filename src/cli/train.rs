@@ -109,9 +109,10 @@ pub struct Args {
     /// forgets what came before a word sooner, so decisions inside a stream hold.
     #[arg(long, default_value_t = spikeword::batch::net::BETA_MAX)]
     leak_max: f32,
-    /// LIF recurrence: fused (CPU default) or graph (GPU default); for benchmarks.
+    /// How the layers run: fused (CPU default), fused-lif (GPU default) or graph (the
+    /// reference); for benchmarks.
     #[arg(long, value_enum, hide = true)]
-    lif: Option<LifArg>,
+    layer_ops: Option<OpsArg>,
     /// Distil this keyword teacher (TFLite, cargo feature `teacher`): it labels every
     /// augmented clip as the student hears it; e.g.
     /// models/teachers/mlperf_dscnn/kws_ref_model_f32weights.tflite.
@@ -266,7 +267,7 @@ fn train_options(a: Args) -> Result<TrainOptions> {
         word_head: a.word_head,
         word_head_exclude: a.word_head_exclude,
         leak_max: a.leak_max,
-        lif: a.lif.map(LifArg::into_impl),
+        ops: a.layer_ops.map(OpsArg::into_impl),
     })
 }
 
@@ -278,23 +279,26 @@ pub struct BenchArgs {
     steps: usize,
     #[arg(long, value_enum, default_value = "cpu")]
     device: DeviceKind,
-    /// LIF recurrence: the fused operation (CPU default) or the per-frame graph (GPU
-    /// default; the reference the fused one is measured against).
+    /// How the layers run: the fused CPU operations (CPU default), burn's convolution
+    /// and the fused LIF operation (GPU default), or burn's convolution and the per-frame
+    /// LIF graph (the reference the fused ones are measured against).
     #[arg(long, value_enum)]
-    lif: Option<LifArg>,
+    layer_ops: Option<OpsArg>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum LifArg {
+enum OpsArg {
     Fused,
+    FusedLif,
     Graph,
 }
 
-impl LifArg {
-    fn into_impl(self) -> spikeword::batch::LifImpl {
+impl OpsArg {
+    fn into_impl(self) -> spikeword::batch::LayerOps {
         match self {
-            LifArg::Fused => spikeword::batch::LifImpl::Fused,
-            LifArg::Graph => spikeword::batch::LifImpl::Graph,
+            OpsArg::Fused => spikeword::batch::LayerOps::Fused,
+            OpsArg::FusedLif => spikeword::batch::LayerOps::FusedLif,
+            OpsArg::Graph => spikeword::batch::LayerOps::Graph,
         }
     }
 }
@@ -313,10 +317,10 @@ pub fn bench(a: BenchArgs) -> Result<ExitCode> {
         .map(|_| (0..98 * 40).map(|_| rng.normal()).collect())
         .collect();
     net.calibrate(&probe, 0.05);
-    let lif = a
-        .lif
-        .map_or(spikeword::batch::lif_for(a.device), LifArg::into_impl);
-    let mut tn = TrainNet::from_network(&net, &dev).with_lif(lif);
+    let ops = a
+        .layer_ops
+        .map_or(spikeword::batch::ops_for(a.device), OpsArg::into_impl);
+    let mut tn = TrainNet::from_network(&net, &dev).with_ops(ops);
     let mut optim = AdamConfig::new().init();
     let (b, t) = (a.batch, 98);
     let xs: Vec<f32> = (0..b * 40 * t).map(|_| rng.normal()).collect();
@@ -343,7 +347,7 @@ pub fn bench(a: BenchArgs) -> Result<ExitCode> {
     let secs = t0.elapsed().as_secs_f64();
     println!(
         "{}",
-        serde_json::json!({"clips_per_second": (a.steps * b) as f64 / secs, "batch": b, "steps": a.steps, "lif": format!("{lif:?}").to_lowercase()})
+        serde_json::json!({"clips_per_second": (a.steps * b) as f64 / secs, "batch": b, "steps": a.steps, "layer_ops": format!("{ops:?}").to_lowercase()})
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -20,8 +20,8 @@ use super::distill::{
 };
 use super::replay_pick::model_file_store;
 use crate::audio::{fit_length, load_wav};
-use crate::batch::net::{Forward, LifImpl};
-use crate::batch::{DeviceKind, TrainNet, burn_device, lif_for};
+use crate::batch::net::{Forward, LayerOps};
+use crate::batch::{DeviceKind, TrainNet, burn_device, ops_for};
 use crate::config::{EncoderConfig, FeatureConfig, ModelConfig, NetworkConfig, SILENCE};
 use crate::data::{Dataset, Split, SplitRule, Task, label_index, task_labels};
 use crate::data::{LabeledAudio, load_labeled};
@@ -78,10 +78,10 @@ pub struct TrainOptions {
     /// agree within 0.1 s (`examples/stream_agreement.rs` measures the decisions).
     #[serde(default = "default_leak_max")]
     pub leak_max: f32,
-    /// How the LIF recurrence runs (`None`: the device's default, see `batch::lif_for`);
+    /// How the layers run (`None`: the device's default, see `batch::ops_for`);
     /// for benchmarks, not recorded (both compute the same).
     #[serde(skip)]
-    pub lif: Option<LifImpl>,
+    pub ops: Option<LayerOps>,
     /// Learn from a teacher's posteriors as well as the labels.
     #[serde(default)]
     pub distill: Option<DistillConfig>,
@@ -580,7 +580,7 @@ impl Run {
             }
         };
         let mut tn = TrainNet::from_network(&net, &device)
-            .with_lif(opts.lif.unwrap_or(lif_for(opts.device)));
+            .with_ops(opts.ops.unwrap_or(ops_for(opts.device)));
         if opts.word_head > 0.0 {
             let (w, b) = word_head_weights(opts, &data.set, net.readout.c_in, &progress)?;
             tn = tn.with_word_head(w, b, &device);

@@ -105,7 +105,7 @@ pub fn small_training(data: &Path, run: &Path, epochs: usize) -> TrainOptions {
         word_head: 0.0,
         word_head_exclude: vec![],
         leak_max: spikeword::batch::net::BETA_MAX,
-        lif: None,
+        ops: None,
         distill: None,
         embed: None,
     }
