@@ -6,7 +6,8 @@ use burn::tensor::{Tensor, TensorData, activation::softmax};
 
 use crate::model::Model;
 
-use super::{DeviceKind, TrainNet, burn_device};
+use super::device::{DeviceKind, burn_device, ops_for};
+use super::net::TrainNet;
 
 /// Clips per batch: large enough to fill a GPU, small enough for its memory.
 const BATCH: usize = 256;
@@ -23,7 +24,7 @@ pub fn classify_clips(
         .net
         .members
         .iter()
-        .map(|n| TrainNet::from_network(n, &dev).with_ops(super::ops_for(device)))
+        .map(|n| TrainNet::from_network(n, &dev).with_ops(ops_for(device)))
         .collect();
     let c = model
         .config
