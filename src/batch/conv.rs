@@ -29,16 +29,24 @@ pub trait ConvOps: Backend {
         bias: FloatTensor<Self>,
         dilation: usize,
     ) -> FloatTensor<Self> {
-        let device = x.device();
-        let shape = Shape::of::<Self>(&x, &weight, dilation);
-        let y = forward(
-            &host::<Self>(x),
-            &host::<Self>(weight),
-            &host::<Self>(bias),
-            shape,
-        );
-        tensor::<Self, 3>(y, [shape.batch, shape.c_out, shape.t], &device)
+        run::<Self>(x, weight, bias, dilation).0
     }
+}
+
+/// The forward pass on `B`'s tensors; also returns the input and the weights on the host
+/// (what the backward pass keeps) and the shapes.
+fn run<B: Backend>(
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    bias: FloatTensor<B>,
+    dilation: usize,
+) -> (FloatTensor<B>, Vec<f32>, Vec<f32>, Shape) {
+    let device = x.device();
+    let shape = Shape::of::<B>(&x, &weight, dilation);
+    let (xs, ws) = (host::<B>(x), host::<B>(weight));
+    let y = forward(&xs, &ws, &host::<B>(bias), shape);
+    let y = tensor::<B, 3>(y, [shape.batch, shape.c_out, shape.t], &device);
+    (y, xs, ws, shape)
 }
 
 impl ConvOps for Flex {}
@@ -53,14 +61,12 @@ impl<B: Backend + ConvOps, C: CheckpointStrategy> ConvOps for Autodiff<B, C> {
         dilation: usize,
     ) -> FloatTensor<Self> {
         let nodes = [x.node(), weight.node(), bias.node()];
-        let shape = Shape::of::<B>(x.primitive(), weight.primitive(), dilation);
-        let device = x.primitive().device();
-        let (xs, ws) = (
-            host::<B>(x.into_primitive()),
-            host::<B>(weight.into_primitive()),
+        let (y, xs, ws, shape) = run::<B>(
+            x.into_primitive(),
+            weight.into_primitive(),
+            bias.into_primitive(),
+            dilation,
         );
-        let y = forward(&xs, &ws, &host::<B>(bias.into_primitive()), shape);
-        let y = tensor::<B, 3>(y, [shape.batch, shape.c_out, shape.t], &device);
         match ConvBackward.prepare::<C>(nodes).compute_bound().stateful() {
             OpsKind::Tracked(prep) => prep.finish((xs, ws, shape), y),
             OpsKind::UnTracked(prep) => prep.finish(y),
