@@ -352,8 +352,8 @@ impl TrainNet {
     /// spike with probability `p` (survivors scaled by 1/(1−p)) before it reaches the next
     /// layer or the readout, so that decisions rest on many spikes rather than a few exact
     /// ones (a single flipped spike otherwise cascades through the layers). The masks are
-    /// drawn on the device from `seed`, so a resumed run repeats them. Long because the layer loop and the
-    /// readout's closed form are one graph-building pass.
+    /// drawn on the device from `seed`, so a resumed run repeats them. Long because the
+    /// layer loop and the readout's closed form are one graph-building pass.
     pub fn forward_train(
         &self,
         x: Tensor<3>,
