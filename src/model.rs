@@ -2,7 +2,8 @@
 //! format version and the whole `ModelConfig` (features, encoder, network, labels,
 //! normalisation) plus the training record, so the file alone reproduces predictions.
 //! An ensemble file holds several networks (`members.K.` before member K's tensor names,
-//! none for member 0) that share features, encoder, normalisation and labels.
+//! none for member 0) that share features, encoder, normalisation and labels; networks of
+//! other widths carry their own configurations (`member_networks` in the metadata).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -144,6 +145,12 @@ impl Model {
         };
         meta.insert("format_version".into(), version.to_string());
         meta.insert("members".into(), self.net.len().to_string());
+        if let Some(nets) = self.member_networks() {
+            meta.insert(
+                "member_networks".into(),
+                serde_json::to_string(&nets).expect("config serialises"),
+            );
+        }
         meta.insert(
             "config".into(),
             serde_json::to_string(&self.config).expect("config serialises"),
@@ -167,12 +174,14 @@ impl Model {
     /// Reads a model from the bytes of a file named `p` (for messages): the header, the
     /// whole configuration (validated), then every member's tensors against it.
     pub fn from_bytes(bytes: &[u8], p: &str) -> Result<Model, ModelError> {
-        let (config, training, members) = read_header(bytes, p)?;
+        let (config, training, shapes) = read_header(bytes, p)?;
         let st = SafeTensors::deserialize(bytes)
             .map_err(|e| ModelError::NotAModel(p.to_string(), e.to_string()))?;
         let tensors = Tensors { st, path: p };
-        let nets = (0..members)
-            .map(|k| tensors.member(&config, k))
+        let nets = shapes
+            .iter()
+            .enumerate()
+            .map(|(k, net)| tensors.member(&config, net, k))
             .collect::<Result<Vec<_>, _>>()?;
         let replay = tensors.replay(read_replay_index(bytes))?;
         Ok(Model {
@@ -184,8 +193,8 @@ impl Model {
     }
 
     /// One model whose networks are all the members' (in order), voting by their mean
-    /// class scores. The members must share features, encoder, network shape,
-    /// normalisation and labels: only their weights may differ.
+    /// class scores. The members must share features, encoder, normalisation (or have it
+    /// folded in), labels, depth and readout logit scale; their widths may differ.
     pub fn ensemble(members: Vec<Model>) -> Result<Model, ModelError> {
         let mut it = members.into_iter();
         let mut out = it
@@ -210,14 +219,13 @@ impl Model {
             {
                 return Err(differs("front end (features or encoder)"));
             }
-            // The decision window is an inference choice, the ensemble's own (the first
-            // member's, or `set_decision_frames`): members trained with other windows fit.
-            let same_window = NetworkConfig {
-                decision_frames: a.network.decision_frames,
-                ..b.network.clone()
-            };
-            if serde_json::to_value(&a.network).ok() != serde_json::to_value(&same_window).ok() {
-                return Err(differs("network configuration"));
+            // Each network runs with its own shape; the votes are averaged as logits, so
+            // all must read out on one scale, and the per-layer rates need one depth.
+            if a.network.logit_scale != b.network.logit_scale {
+                return Err(differs("readout logit scale"));
+            }
+            if a.network.channels.len() != b.network.channels.len() {
+                return Err(differs("number of spiking layers"));
             }
             let mut nets = m.net.members;
             for net in &mut nets {
@@ -270,6 +278,22 @@ impl Model {
         Ok(())
     }
 
+    /// Every member's network configuration when members differ in shape (an ensemble of
+    /// narrow and wide networks); `None` when the model's one configuration holds for all.
+    fn member_networks(&self) -> Option<Vec<NetworkConfig>> {
+        let own = |n: &Network| NetworkConfig {
+            decision_frames: self.config.network.decision_frames,
+            ..n.config.clone()
+        };
+        let same = |n: &Network| {
+            serde_json::to_value(own(n)).ok() == serde_json::to_value(&self.config.network).ok()
+        };
+        if self.net.members.iter().all(same) {
+            return None;
+        }
+        Some(self.net.members.iter().map(own).collect())
+    }
+
     /// Member `k` of an ensemble as a one-network model (with its own training record).
     pub fn member(&self, k: usize) -> Option<Model> {
         let net = self.net.members.get(k)?.clone();
@@ -277,8 +301,12 @@ impl Model {
             Some(records) => records.get(k).cloned().unwrap_or_default(),
             None => self.training.clone(),
         };
+        let config = ModelConfig {
+            network: net.config.clone(),
+            ..self.config.clone()
+        };
         Some(Model {
-            config: self.config.clone(),
+            config,
             net: Ensemble::single(net),
             training,
             replay: self.replay.clone(),
@@ -326,12 +354,12 @@ impl Model {
     }
 }
 
-/// The metadata of a model file: its validated configuration, training record and
-/// number of networks.
+/// The metadata of a model file: its validated configuration, training record and the
+/// network configuration of each of its networks.
 fn read_header(
     bytes: &[u8],
     p: &str,
-) -> Result<(ModelConfig, serde_json::Value, usize), ModelError> {
+) -> Result<(ModelConfig, serde_json::Value, Vec<NetworkConfig>), ModelError> {
     let not = |why: String| ModelError::NotAModel(p.to_string(), why);
     let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| not(e.to_string()))?;
     let md = meta.metadata().clone().unwrap_or_default();
@@ -364,7 +392,41 @@ fn read_header(
             .filter(|k| (1..=64).contains(k))
             .ok_or_else(|| invalid(format!("members: {k}")))?,
     };
-    Ok((config, training, members))
+    let shapes = match md.get("member_networks") {
+        None => vec![config.network.clone(); members],
+        Some(s) => member_shapes(s, &config, members).map_err(invalid)?,
+    };
+    Ok((config, training, shapes))
+}
+
+/// The per-member network configurations of an ensemble of several shapes, checked as
+/// the model's own (a corrupt entry must not size a network) and against it.
+fn member_shapes(
+    json: &str,
+    config: &ModelConfig,
+    members: usize,
+) -> Result<Vec<NetworkConfig>, String> {
+    let shapes: Vec<NetworkConfig> =
+        serde_json::from_str(json).map_err(|e| format!("member networks: {e}"))?;
+    if shapes.len() != members {
+        return Err(format!(
+            "{} member network configurations for {members} networks",
+            shapes.len()
+        ));
+    }
+    for (k, n) in shapes.iter().enumerate() {
+        n.validate().map_err(|e| format!("member {}: {e}", k + 1))?;
+        if n.logit_scale != config.network.logit_scale
+            || n.channels.len() != config.network.channels.len()
+            || n.decision_frames != config.network.decision_frames
+        {
+            return Err(format!(
+                "member {}: its logit scale, depth or decision window is not the model's",
+                k + 1
+            ));
+        }
+    }
+    Ok(shapes)
 }
 
 /// The replay index of a model file's metadata, if it has one.
@@ -451,9 +513,13 @@ impl Tensors<'_> {
     }
 
     /// Network `k` of the file.
-    fn member(&self, config: &ModelConfig, k: usize) -> Result<Network, ModelError> {
+    fn member(
+        &self,
+        config: &ModelConfig,
+        net: &NetworkConfig,
+        k: usize,
+    ) -> Result<Network, ModelError> {
         let pre = member_prefix(k);
-        let net = &config.network;
         let n = config.labels.len();
         let mut prev = config.encoder.out_channels(config.features.n_mels);
         let mut layers = Vec::new();

@@ -1,4 +1,4 @@
-//! `spikeword ensemble`: several trained models of the same shape in one file, voting by
+//! `spikeword ensemble`: several trained models of one front end in one file, voting by
 //! their mean class scores (steadier inside a stream, more accurate; cost × members).
 
 use std::path::{Path, PathBuf};
@@ -11,7 +11,7 @@ use spikeword::data::load_labeled;
 use spikeword::data::{Dataset, Split};
 use spikeword::eval::{evaluate, model_split_rule};
 use spikeword::train::joint_readout::{JointFitOptions, JointFitReport, fit_joint_readout};
-use spikeword::train::negatives::{MiningOptions, mine};
+use spikeword::train::negatives::{MiningOptions, MiningReport, mine};
 use spikeword::train::replay_pick::model_file_store;
 
 #[derive(clap::Args)]
@@ -54,10 +54,15 @@ pub struct Args {
     /// Minutes of running speech of the training speakers (other words back to back,
     /// synthetic sentences without a command word, pauses) whose windows the joint fit
     /// also learns as `_unknown_`: where the ensemble comes closest to reporting a word,
-    /// and windows at random. The fit runs twice: plain, then with the windows the
-    /// plainly fitted ensemble would fire on. 0: none.
+    /// and windows at random. The fit runs plain, then with the windows the plainly
+    /// fitted ensemble would fire on (once per `--negatives-rounds`). 0: none.
     #[arg(long, default_value_t = 0.0, value_parser = super::values::stream_minutes_or_none)]
     negatives_minutes: f32,
+    /// Rounds of hard-negative mining: each round runs the ensemble as fitted so far over
+    /// new running speech (another stream of the same length) and refits with all windows
+    /// found so far, so that what still fires is learnt next.
+    #[arg(long, default_value_t = 1, value_parser = super::values::count)]
+    negatives_rounds: usize,
     /// Hard negatives: windows whose highest word probability peaks at or above this.
     #[arg(long, default_value_t = MiningOptions::default().level, value_parser = super::values::probability)]
     negatives_level: f32,
@@ -152,31 +157,52 @@ fn joint_readout(model: &mut Model, ds: &Dataset, a: &Args) -> Result<()> {
     };
     let mut rep = fit_joint_readout(model, ds, &opts, &[])?;
     print_fit(&rep);
+    let plain = match rep.kept {
+        true => rep.validation_after,
+        false => rep.validation_before,
+    };
+    let opts = JointFitOptions {
+        reference: Some(plain),
+        ..opts
+    };
     if a.negatives_minutes > 0.0 {
-        let mining = MiningOptions {
-            minutes: a.negatives_minutes as f64,
-            engines: a.engines.clone(),
-            level: a.negatives_level,
-            random_per_minute: a.negatives_random,
-            seed: a.seed,
-            ..MiningOptions::default()
+        let mut negatives = Vec::new();
+        let mut rounds = Vec::new();
+        for round in 0..a.negatives_rounds {
+            let mining = MiningOptions {
+                minutes: a.negatives_minutes as f64,
+                engines: a.engines.clone(),
+                level: a.negatives_level,
+                random_per_minute: a.negatives_random,
+                seed: a.seed + round as u64,
+                ..MiningOptions::default()
+            };
+            let (found, mined) = mine(model, ds, &mining)?;
+            print_mined(&mined);
+            negatives.extend(found);
+            rep = fit_joint_readout(model, ds, &opts, &negatives)?;
+            print_fit(&rep);
+            rounds.push(mined);
+        }
+        model.training["negatives"] = match rounds.len() {
+            1 => serde_json::to_value(&rounds[0])?,
+            _ => serde_json::to_value(&rounds)?,
         };
-        let (negatives, mined) = mine(model, ds, &mining)?;
-        eprintln!(
-            "running speech: {:.0} min of the training speakers ({} other-word clips, {} sentences), {} hard negatives (peak ≥ {}) and {} at random",
-            mined.stream_minutes,
-            mined.other_word_clips,
-            mined.sentences,
-            mined.hard,
-            mined.level,
-            mined.random
-        );
-        rep = fit_joint_readout(model, ds, &opts, &negatives)?;
-        print_fit(&rep);
-        model.training["negatives"] = serde_json::to_value(&mined)?;
     }
     model.training["joint_readout"] = serde_json::to_value(&rep)?;
     Ok(())
+}
+
+fn print_mined(mined: &MiningReport) {
+    eprintln!(
+        "running speech: {:.0} min of the training speakers ({} other-word clips, {} sentences), {} hard negatives (peak ≥ {}) and {} at random",
+        mined.stream_minutes,
+        mined.other_word_clips,
+        mined.sentences,
+        mined.hard,
+        mined.level,
+        mined.random
+    );
 }
 
 fn print_fit(rep: &JointFitReport) {

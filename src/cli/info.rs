@@ -93,11 +93,32 @@ fn print_architecture(m: &Model) {
     );
     if m.net.len() > 1 {
         println!(
-            "ensemble:   {} networks trained apart, voting by their mean class scores",
-            m.net.len()
+            "ensemble:   {} networks trained apart, voting by their mean class scores{}",
+            m.net.len(),
+            member_shapes(m)
         );
     }
     print_operating_points(m);
+}
+
+/// ` (N with channels [..], M with ..)` when the members differ in shape, else nothing.
+fn member_shapes(m: &Model) -> String {
+    let mut groups: Vec<(&[usize], usize)> = Vec::new();
+    for net in &m.net.members {
+        let c = net.config.channels.as_slice();
+        match groups.iter_mut().find(|(g, _)| *g == c) {
+            Some((_, n)) => *n += 1,
+            None => groups.push((c, 1)),
+        }
+    }
+    if groups.len() < 2 {
+        return String::new();
+    }
+    let parts: Vec<String> = groups
+        .iter()
+        .map(|(c, n)| format!("{n} with channels {c:?}"))
+        .collect();
+    format!(" ({})", parts.join(", "))
 }
 
 /// The calibrated detection thresholds, one line per false-alarm rate.

@@ -77,6 +77,9 @@ pub struct JointFitOptions {
     /// Validation accuracy (a share) the fit may lose and still be kept: learning running
     /// speech as `_unknown_` can cost a clip or two of the validation words.
     pub tolerance: f64,
+    /// Validation accuracy the tolerance is measured from (default: the readouts' before
+    /// this fit), so that fits in a row cannot each lose the tolerance again.
+    pub reference: Option<f64>,
 }
 
 impl Default for JointFitOptions {
@@ -88,6 +91,7 @@ impl Default for JointFitOptions {
             seed: 1,
             shifted: 0,
             tolerance: 0.0,
+            reference: None,
         }
     }
 }
@@ -165,7 +169,7 @@ pub fn fit_joint_readout(
     let after = accuracy(&fitted);
     // Never worse on the validation speakers than the readouts before, but for the
     // tolerance allowed.
-    let kept = after >= before - opts.tolerance;
+    let kept = after >= opts.reference.unwrap_or(before) - opts.tolerance;
     let rejected_after = rejected(if kept { &fitted } else { model });
     if kept {
         *model = fitted;

@@ -888,9 +888,11 @@ fn init_from(
     }
     opts.features = m.config.features.clone();
     opts.encoder = m.config.encoder.clone();
-    opts.network = m.config.network.clone();
     let (mean, std) = (m.config.norm_mean.clone(), m.config.norm_std.clone());
-    Ok((mean, std, m.net.into_first()))
+    let net = m.net.into_first();
+    // The network's own shape: an ensemble's members may differ from its first.
+    opts.network = net.config.clone();
+    Ok((mean, std, net))
 }
 
 /// A random network, its thresholds calibrated on a few real clips of every class.
