@@ -319,12 +319,28 @@ pub struct OperatingPoint {
     /// What the validation streams measured at these thresholds.
     pub measured_hit_rate: f32,
     pub measured_false_alarms_per_hour: f32,
+    /// Frames a word must stay above its threshold to fire, as calibrated (the
+    /// detector's `sustain`; 0 in files from before it existed: the first frame above).
+    #[serde(default)]
+    pub sustain_frames: usize,
 }
+
+/// The longest sustain a model file may ask for (10 s): longer, no word could ever fire.
+pub const MAX_SUSTAIN_FRAMES: usize = 1000;
 
 /// The operating point `detect` and `listen` use unless told otherwise.
 pub const DEFAULT_FALSE_ALARMS_PER_HOUR: f32 = 5.0;
 
+/// Seconds a word must stay above its threshold at the points `calibrate` makes: chosen
+/// on the validation streams (docs/detection.md).
+pub const DEFAULT_SUSTAIN_S: f32 = 0.25;
+
 impl ModelConfig {
+    /// Detector frames of `seconds` (the detector takes one score per frame).
+    pub fn frames_of(&self, seconds: f32) -> usize {
+        (seconds * self.features.frame_rate()).round() as usize
+    }
+
     /// The calibrated point for `per_hour` false alarms: the one with the highest rate not
     /// above it (else the strictest); `None` for an uncalibrated model.
     pub fn operating_point(&self, per_hour: f32) -> Option<&OperatingPoint> {
@@ -344,6 +360,12 @@ impl ModelConfig {
                 return Err(format!(
                     "operating point for {} false alarms/h",
                     p.false_alarms_per_hour
+                ));
+            }
+            if p.sustain_frames > MAX_SUSTAIN_FRAMES {
+                return Err(format!(
+                    "operating point: sustain of {} frames (at most {MAX_SUSTAIN_FRAMES})",
+                    p.sustain_frames
                 ));
             }
             for (w, t) in &p.thresholds {
@@ -433,6 +455,7 @@ mod tests {
                     thresholds: [(word.to_string(), t)].into_iter().collect(),
                     measured_hit_rate: 0.5,
                     measured_false_alarms_per_hour: rate,
+                    sustain_frames: 0,
                 })
                 .collect(),
         }

@@ -365,36 +365,45 @@ pub fn sweep(
     keyword: (&Frames, &Stream),
     no_command: (&Frames, &Stream),
     thresholds: &[f32],
+    sustain: usize,
 ) -> Vec<Point> {
     thresholds
         .iter()
-        .map(|&t| measure(model, keyword, no_command, one_threshold(t)))
+        .map(|&t| measure(model, keyword, no_command, one_threshold(t, sustain)))
         .collect()
 }
 
 /// The default detector with threshold `t` for every word.
-fn one_threshold(t: f32) -> DetectorConfig {
+fn one_threshold(t: f32, sustain: usize) -> DetectorConfig {
     DetectorConfig {
         threshold: t,
+        sustain,
         ..DetectorConfig::default()
     }
 }
 
 /// The default detector with a threshold per word.
-fn per_word(thresholds: &BTreeMap<String, f32>) -> DetectorConfig {
+fn per_word(thresholds: &BTreeMap<String, f32>, sustain: usize) -> DetectorConfig {
     DetectorConfig {
         thresholds: thresholds.clone().into_iter().collect(),
+        sustain,
         ..DetectorConfig::default()
     }
 }
 
 /// What calibration chose for `per_hour`, with what the streams measured there.
-fn operating_point(per_hour: f32, thresholds: BTreeMap<String, f32>, p: &Point) -> OperatingPoint {
+fn operating_point(
+    per_hour: f32,
+    thresholds: BTreeMap<String, f32>,
+    sustain: usize,
+    p: &Point,
+) -> OperatingPoint {
     OperatingPoint {
         false_alarms_per_hour: per_hour,
         thresholds,
         measured_hit_rate: p.hit_rate as f32,
         measured_false_alarms_per_hour: p.false_alarms_per_hour as f32,
+        sustain_frames: sustain,
     }
 }
 
@@ -433,7 +442,8 @@ pub fn measure_operating_points(
         .operating_points
         .iter()
         .map(|op| {
-            let p = measure(model, keyword, no_command, per_word(&op.thresholds));
+            let cfg = per_word(&op.thresholds, op.sustain_frames);
+            let p = measure(model, keyword, no_command, cfg);
             (op.false_alarms_per_hour, p)
         })
         .collect()
@@ -462,11 +472,12 @@ pub fn calibrate(
     keyword: (&Frames, &Stream),
     no_command: (&Frames, &Stream),
     per_hour: f32,
+    sustain: usize,
 ) -> OperatingPoint {
     let mut last = None;
     for k in 30..=99 {
         let t = k as f32 / 100.0;
-        let p = measure(model, keyword, no_command, one_threshold(t));
+        let p = measure(model, keyword, no_command, one_threshold(t, sustain));
         let done = p.false_alarms_per_hour <= per_hour as f64;
         last = Some((t, p));
         if done {
@@ -475,7 +486,7 @@ pub fn calibrate(
     }
     let (t, p) = last.expect("the loop runs");
     let thresholds = reportable(model).into_iter().map(|w| (w, t)).collect();
-    operating_point(per_hour, thresholds, &p)
+    operating_point(per_hour, thresholds, sustain, &p)
 }
 
 /// Per-word thresholds for at most `per_hour` false alarms in the no-command stream that
@@ -488,6 +499,7 @@ pub fn calibrate_per_word(
     keyword: (&Frames, &Stream),
     no_command: (&Frames, &Stream),
     per_hour: f32,
+    sustain: usize,
 ) -> OperatingPoint {
     let words = reportable(model);
     let mut step = vec![0usize; words.len()];
@@ -499,7 +511,7 @@ pub fn calibrate_per_word(
             .collect()
     };
     let try_steps = |step: &[usize]| {
-        let cfg = per_word(&thresholds(step));
+        let cfg = per_word(&thresholds(step), sustain);
         let hits = score_keywords(&detect(model, keyword.0, cfg.clone()), &keyword.1.words).0;
         let fa = detect(model, no_command.0, cfg);
         (hits, fa)
@@ -544,8 +556,8 @@ pub fn calibrate_per_word(
         }
     }
     let chosen = thresholds(&step);
-    let p = measure(model, keyword, no_command, per_word(&chosen));
-    operating_point(per_hour, chosen, &p)
+    let p = measure(model, keyword, no_command, per_word(&chosen, sustain));
+    operating_point(per_hour, chosen, sustain, &p)
 }
 
 #[cfg(test)]

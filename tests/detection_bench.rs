@@ -97,6 +97,8 @@ fn calibrated_thresholds_go_into_the_model_and_detect_uses_them() {
     }
     assert!(pts[0].measured_false_alarms_per_hour <= 1.0);
     assert!(pts[1].measured_hit_rate >= pts[0].measured_hit_rate);
+    // Calibrated with the default sustain (0.25 s: 25 frames), which detect then uses.
+    assert!(pts.iter().all(|p| p.sustain_frames == 25), "{pts:?}");
     // detect: the default point (5/h, i.e. the 1/h set) against the loose one.
     let events = |extra: &[&str]| {
         let mut args = vec![
@@ -112,6 +114,9 @@ fn calibrated_thresholds_go_into_the_model_and_detect_uses_them() {
         String::from_utf8_lossy(&o.stdout).lines().count()
     };
     assert!(events(&[]) <= events(&["--false-alarms-per-hour", "1000"]));
+    // Holding a word longer can only remove events.
+    assert!(events(&["--sustain", "1"]) <= events(&["--sustain", "0"]));
+    assert_eq!(events(&["--sustain", "5"]), 0);
     assert!(events(&["--threshold", "0.3"]) >= events(&[]));
     // An uncalibrated model has no operating points to pick from.
     let mut plain = m.clone();

@@ -22,6 +22,10 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', value_parser = super::values::probability,
           default_value = "0.3,0.4,0.5,0.6,0.7,0.8,0.85,0.9,0.95,0.98")]
     thresholds: Vec<f32>,
+    /// Seconds a word must stay above the threshold to fire (default: as the model's
+    /// operating points were calibrated, else 0).
+    #[arg(long, value_parser = super::values::sustain_seconds)]
+    sustain: Option<f32>,
     /// One JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -109,11 +113,19 @@ impl StreamArgs {
 pub fn run(a: Args) -> Result<ExitCode> {
     let model = super::load_model(&a.model)?;
     let s = a.streams.build(&model, Split::Test)?;
+    let sustain = match a.sustain {
+        Some(secs) => model.config.frames_of(secs),
+        None => model
+            .config
+            .operating_point(spikeword::config::DEFAULT_FALSE_ALARMS_PER_HOUR)
+            .map_or(0, |p| p.sustain_frames),
+    };
     let points = sweep(
         &model,
         (&s.keyword_frames, &s.keyword),
         (&s.other_frames, &s.other),
         &a.thresholds,
+        sustain,
     );
     let calibrated = measure_operating_points(
         &model,
@@ -211,6 +223,9 @@ pub struct CalibrateArgs {
     /// validation streams too closely (docs/detection.md), use with long ones.
     #[arg(long)]
     per_word: bool,
+    /// Seconds a word must stay above its threshold to fire, at every point made.
+    #[arg(long, default_value_t = spikeword::config::DEFAULT_SUSTAIN_S, value_parser = super::values::sustain_seconds)]
+    sustain: f32,
     /// False-alarm rates (per hour) to make operating points for.
     #[arg(long, value_delimiter = ',', value_parser = super::values::non_negative,
           default_value = "0.5,1,2,5,10,20,50")]
@@ -236,7 +251,12 @@ pub fn calibrate(mut a: CalibrateArgs) -> Result<ExitCode> {
         spikeword::stream_bench::calibrate
     };
     let (kw, nc) = ((&s.keyword_frames, &s.keyword), (&s.other_frames, &s.other));
-    let points: Vec<_> = a.rates.iter().map(|&r| find(&model, kw, nc, r)).collect();
+    let sustain = model.config.frames_of(a.sustain);
+    let points: Vec<_> = a
+        .rates
+        .iter()
+        .map(|&r| find(&model, kw, nc, r, sustain))
+        .collect();
     for p in &points {
         println!(
             "{:>6.1} false alarms/h: {:.1} % of command words, {:.1} false alarms/h measured",

@@ -25,6 +25,10 @@ pub struct DetectorArgs {
     /// Per-word threshold, e.g. `--word-threshold yes=0.8` (repeatable).
     #[arg(long, value_parser = parse_kv)]
     pub word_threshold: Vec<(String, f32)>,
+    /// Seconds a word must stay above its threshold to fire (default: as the model's
+    /// operating point was calibrated; with `--threshold` or an uncalibrated model, 0).
+    #[arg(long, value_parser = super::values::sustain_seconds)]
+    pub sustain: Option<f32>,
     /// Smoothing window (seconds); by default the model's clip decision window.
     #[arg(long, value_parser = super::values::positive)]
     pub window: Option<f32>,
@@ -47,14 +51,18 @@ impl DetectorArgs {
     /// The detector settings for `model`, checked against its words.
     pub fn config(&self, model: &spikeword::Model) -> Result<DetectorConfig> {
         let frame_rate = model.config.features.frame_rate();
-        let (threshold, mut thresholds) = self.thresholds(model)?;
+        let (threshold, mut thresholds, calibrated_sustain) = self.thresholds(model)?;
         thresholds.extend(self.word_threshold.iter().cloned());
+        let sustain = self
+            .sustain
+            .map_or(calibrated_sustain, |s| model.config.frames_of(s));
         let cfg = DetectorConfig {
             window: self
                 .window
                 .map_or(0, |w| ((w * frame_rate).round() as usize).max(1)),
             threshold,
             thresholds,
+            sustain,
             refractory: (self.refractory * frame_rate).round() as usize,
             ..DetectorConfig::default()
         };
@@ -65,21 +73,26 @@ impl DetectorArgs {
 }
 
 impl DetectorArgs {
-    /// `--threshold` for every word, else the model's operating point, else 0.5.
-    fn thresholds(&self, model: &spikeword::Model) -> Result<(f32, HashMap<String, f32>)> {
+    /// `--threshold` for every word, else the model's operating point, else 0.5; with
+    /// the sustain (frames) the operating point was calibrated with.
+    fn thresholds(&self, model: &spikeword::Model) -> Result<(f32, HashMap<String, f32>, usize)> {
         let fallback = DetectorConfig::default().threshold;
         if let Some(t) = self.threshold {
-            return Ok((t, HashMap::new()));
+            return Ok((t, HashMap::new(), 0));
         }
         let rate = self
             .false_alarms_per_hour
             .unwrap_or(spikeword::config::DEFAULT_FALSE_ALARMS_PER_HOUR);
         match model.config.operating_point(rate) {
-            Some(p) => Ok((fallback, p.thresholds.clone().into_iter().collect())),
+            Some(p) => Ok((
+                fallback,
+                p.thresholds.clone().into_iter().collect(),
+                p.sustain_frames,
+            )),
             None if self.false_alarms_per_hour.is_some() => anyhow::bail!(
                 "--false-alarms-per-hour: this model has no calibrated thresholds (make them with `spikeword calibrate`), use --threshold"
             ),
-            None => Ok((fallback, HashMap::new())),
+            None => Ok((fallback, HashMap::new(), 0)),
         }
     }
 }

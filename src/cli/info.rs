@@ -133,8 +133,12 @@ fn print_operating_points(m: &Model) {
                 .map(|(w, t)| format!("{w} {t:.2}"))
                 .collect(),
         };
+        let sustain = match p.sustain_frames {
+            0 | 1 => String::new(),
+            n => format!(", held {:.2} s", n as f32 / m.config.features.frame_rate()),
+        };
         println!(
-            "detection:  {:>4} false alarms/h (validation: {:.1} % found, {:.1}/h): {}",
+            "detection:  {:>4} false alarms/h (validation: {:.1} % found, {:.1}/h): {}{sustain}",
             p.false_alarms_per_hour,
             100.0 * p.measured_hit_rate,
             p.measured_false_alarms_per_hour,

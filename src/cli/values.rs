@@ -76,6 +76,15 @@ pub fn stream_minutes(s: &str) -> Result<f32, String> {
     Ok(v)
 }
 
+/// How long a word must stay above its threshold (seconds): 0 to 5.
+pub fn sustain_seconds(s: &str) -> Result<f32, String> {
+    let v = non_negative(s)?;
+    if v > 5.0 {
+        return Err(format!("{v} s: at most 5 (a word lasts about one)"));
+    }
+    Ok(v)
+}
+
 /// As `stream_minutes`, or 0 for none.
 pub fn stream_minutes_or_none(s: &str) -> Result<f32, String> {
     match non_negative(s)? {

@@ -1,6 +1,7 @@
 //! Per-frame class scores → word events: moving-average smoothing over a window,
-//! per-word thresholds, peak picking with a hold time, and a refractory period so
-//! that one utterance gives one event. `_silence_` and `_unknown_` are never reported.
+//! per-word thresholds, a sustain time (how long a word must stay above its threshold),
+//! peak picking with a hold time, and a refractory period so that one utterance gives one
+//! event. `_silence_` and `_unknown_` are never reported.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -19,6 +20,12 @@ pub struct DetectorConfig {
     pub threshold: f32,
     /// Per-word overrides of `threshold`.
     pub thresholds: HashMap<String, f32>,
+    /// Frames a word's smoothed probability must stay at or above its threshold before
+    /// it may fire (0 or 1: the first frame above). A word heard alone stays the window's
+    /// decision while the window slides over it; in running speech a stretch of other
+    /// words that passes for a command tends to pass only for a moment.
+    #[serde(default)]
+    pub sustain: usize,
     /// Frames without a higher peak before the event is emitted.
     pub hold: usize,
     /// Frames after an event during which no new event starts.
@@ -31,6 +38,7 @@ impl Default for DetectorConfig {
             window: 0,
             threshold: 0.5,
             thresholds: HashMap::new(),
+            sustain: 0,
             hold: 20,
             refractory: 90,
         }
@@ -109,6 +117,8 @@ pub struct Detector {
     /// A word re-arms only once its probability fell below half its threshold, so a word
     /// still inside the smoothing window cannot fire twice.
     armed: Vec<bool>,
+    /// Frames each word has been at or above its threshold, up to now.
+    sustained: Vec<usize>,
     smoothed: Vec<f32>,
 }
 
@@ -151,6 +161,7 @@ impl Detector {
             candidate: None,
             quiet_until: 0,
             armed: vec![true; labels.len()],
+            sustained: vec![0; labels.len()],
             smoothed: vec![0.0; labels.len()],
             cfg,
         }
@@ -205,9 +216,18 @@ impl Detector {
                 *a = true;
             }
         }
+        for ((n, &p), &t) in self
+            .sustained
+            .iter_mut()
+            .zip(&self.smoothed)
+            .zip(&self.thresholds)
+        {
+            *n = if p >= t { *n + 1 } else { 0 };
+        }
         let above = self.reportable[top]
             && self.armed[top]
             && p >= self.thresholds[top]
+            && self.sustained[top] >= self.cfg.sustain
             && frame >= self.quiet_until;
         let mut out = None;
         if above {
@@ -279,5 +299,41 @@ impl Detector {
             // The frame just pushed ends (k·hop + window) into the stream.
             emitted: ms((self.frame as f64 - 1.0) * hop + self.win_s),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Events of a detector over frames whose scores favour `yes` for `word_frames`
+    /// frames between quiet ones (a one-frame window: no smoothing).
+    fn events(sustain: usize, word_frames: usize) -> Vec<Event> {
+        let labels: Vec<String> = ["yes", "no", SILENCE, UNKNOWN].map(String::from).to_vec();
+        let cfg = DetectorConfig {
+            window: 1,
+            sustain,
+            ..DetectorConfig::default()
+        };
+        let mut d = Detector::new(&labels, &FeatureConfig::default(), cfg);
+        let (word, quiet) = ([4.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 4.0]);
+        let frames = (0..50)
+            .map(|_| &quiet)
+            .chain((0..word_frames).map(|_| &word))
+            .chain((0..100).map(|_| &quiet));
+        let mut out: Vec<Event> = frames.filter_map(|s| d.push(s, 0.0)).collect();
+        out.extend(d.flush());
+        out
+    }
+
+    #[test]
+    fn a_word_fires_only_once_it_held_its_threshold_for_the_sustain() {
+        // 0 and 1: the first frame above the threshold may fire.
+        for sustain in [0, 1, 10, 30] {
+            assert_eq!(events(sustain, 30).len(), 1, "sustain {sustain}");
+        }
+        assert!(events(31, 30).is_empty());
+        assert!(events(10, 9).is_empty());
+        assert_eq!(events(10, 10)[0].word, "yes");
     }
 }
