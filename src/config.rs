@@ -325,7 +325,7 @@ pub struct OperatingPoint {
     pub sustain_frames: usize,
 }
 
-/// The longest sustain a model file may ask for (10 s): longer, no word could ever fire.
+/// The longest sustain a model file may ask for (10 s at a 10 ms hop): no word lasts it.
 pub const MAX_SUSTAIN_FRAMES: usize = 1000;
 
 /// The operating point `detect` and `listen` use unless told otherwise.
@@ -336,9 +336,10 @@ pub const DEFAULT_FALSE_ALARMS_PER_HOUR: f32 = 5.0;
 pub const DEFAULT_SUSTAIN_S: f32 = 0.25;
 
 impl ModelConfig {
-    /// Detector frames of `seconds` (the detector takes one score per frame).
-    pub fn frames_of(&self, seconds: f32) -> usize {
-        (seconds * self.features.frame_rate()).round() as usize
+    /// Detector frames of a sustain of `seconds` (one score per frame), at most
+    /// `MAX_SUSTAIN_FRAMES` so that a model calibrated with it stays valid.
+    pub fn sustain_frames(&self, seconds: f32) -> usize {
+        ((seconds * self.features.frame_rate()).round() as usize).min(MAX_SUSTAIN_FRAMES)
     }
 
     /// The calibrated point for `per_hour` false alarms: the one with the highest rate not

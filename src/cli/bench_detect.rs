@@ -114,7 +114,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let model = super::load_model(&a.model)?;
     let s = a.streams.build(&model, Split::Test)?;
     let sustain = match a.sustain {
-        Some(secs) => model.config.frames_of(secs),
+        Some(secs) => model.config.sustain_frames(secs),
         None => model
             .config
             .operating_point(spikeword::config::DEFAULT_FALSE_ALARMS_PER_HOUR)
@@ -251,7 +251,7 @@ pub fn calibrate(mut a: CalibrateArgs) -> Result<ExitCode> {
         spikeword::stream_bench::calibrate
     };
     let (kw, nc) = ((&s.keyword_frames, &s.keyword), (&s.other_frames, &s.other));
-    let sustain = model.config.frames_of(a.sustain);
+    let sustain = model.config.sustain_frames(a.sustain);
     let points: Vec<_> = a
         .rates
         .iter()

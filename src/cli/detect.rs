@@ -55,7 +55,7 @@ impl DetectorArgs {
         thresholds.extend(self.word_threshold.iter().cloned());
         let sustain = self
             .sustain
-            .map_or(calibrated_sustain, |s| model.config.frames_of(s));
+            .map_or(calibrated_sustain, |s| model.config.sustain_frames(s));
         let cfg = DetectorConfig {
             window: self
                 .window
