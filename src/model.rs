@@ -219,13 +219,8 @@ impl Model {
             {
                 return Err(differs("front end (features or encoder)"));
             }
-            // Each network runs with its own shape; the votes are averaged as logits, so
-            // all must read out on one scale, and the per-layer rates need one depth.
-            if a.network.logit_scale != b.network.logit_scale {
-                return Err(differs("readout logit scale"));
-            }
-            if a.network.channels.len() != b.network.channels.len() {
-                return Err(differs("number of spiking layers"));
+            if let Some(what) = cannot_vote_with(&a.network, &b.network) {
+                return Err(differs(what));
             }
             let mut nets = m.net.members;
             for net in &mut nets {
@@ -399,6 +394,19 @@ fn read_header(
     Ok((config, training, shapes))
 }
 
+/// What keeps a network of configuration `b` from voting with one of `a` (`None`: it
+/// may). Each network runs with its own widths, but the votes are averaged as logits, so
+/// all must read out on one scale, and the per-layer rates need one depth.
+fn cannot_vote_with(a: &NetworkConfig, b: &NetworkConfig) -> Option<&'static str> {
+    if a.logit_scale != b.logit_scale {
+        Some("readout logit scale")
+    } else if a.channels.len() != b.channels.len() {
+        Some("number of spiking layers")
+    } else {
+        None
+    }
+}
+
 /// The per-member network configurations of an ensemble of several shapes, checked as
 /// the model's own (a corrupt entry must not size a network) and against it.
 fn member_shapes(
@@ -416,14 +424,10 @@ fn member_shapes(
     }
     for (k, n) in shapes.iter().enumerate() {
         n.validate().map_err(|e| format!("member {}: {e}", k + 1))?;
-        if n.logit_scale != config.network.logit_scale
-            || n.channels.len() != config.network.channels.len()
-            || n.decision_frames != config.network.decision_frames
-        {
-            return Err(format!(
-                "member {}: its logit scale, depth or decision window is not the model's",
-                k + 1
-            ));
+        let what = cannot_vote_with(&config.network, n)
+            .or((n.decision_frames != config.network.decision_frames).then_some("decision window"));
+        if let Some(what) = what {
+            return Err(format!("member {}: its {what} is not the model's", k + 1));
         }
     }
     Ok(shapes)

@@ -157,9 +157,10 @@ fn joint_readout(model: &mut Model, ds: &Dataset, a: &Args) -> Result<()> {
     };
     let mut rep = fit_joint_readout(model, ds, &opts, &[])?;
     print_fit(&rep);
-    let plain = match rep.kept {
-        true => rep.validation_after,
-        false => rep.validation_before,
+    let plain = if rep.kept {
+        rep.validation_after
+    } else {
+        rep.validation_before
     };
     let opts = JointFitOptions {
         reference: Some(plain),

@@ -95,14 +95,14 @@ fn print_architecture(m: &Model) {
         println!(
             "ensemble:   {} networks trained apart, voting by their mean class scores{}",
             m.net.len(),
-            member_shapes(m)
+            shape_groups(m)
         );
     }
     print_operating_points(m);
 }
 
 /// ` (N with channels [..], M with ..)` when the members differ in shape, else nothing.
-fn member_shapes(m: &Model) -> String {
+fn shape_groups(m: &Model) -> String {
     let mut groups: Vec<(&[usize], usize)> = Vec::new();
     for net in &m.net.members {
         let c = net.config.channels.as_slice();
