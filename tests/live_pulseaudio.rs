@@ -22,6 +22,11 @@ const SINK: &str = "vmic";
 /// Silence between clips, and before the first one (the listener starting up).
 const GAP: Duration = Duration::from_millis(1000);
 const LEAD_IN: Duration = Duration::from_millis(1500);
+/// The rate audio is read and captured at.
+const RATE: usize = 16000;
+/// Loudness is compared over windows of 40 ms.
+#[cfg(feature = "mic")]
+const WIN: usize = RATE / 25;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -150,8 +155,9 @@ fn clips() -> Vec<(String, PathBuf)> {
 }
 
 fn duration_of(p: &Path) -> Duration {
-    let x = spikeword::audio::load_wav(p, 16000).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    Duration::from_secs_f64(x.len() as f64 / 16000.0)
+    let x = spikeword::audio::load_wav(p, RATE as u32)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    Duration::from_secs_f64(x.len() as f64 / RATE as f64)
 }
 
 /// Plays `p` into the virtual microphone; returns when it has been played.
@@ -177,15 +183,9 @@ fn window_rms(x: &[f32], rate: usize) -> Vec<f32> {
         .collect()
 }
 
-#[test]
-fn listen_spots_words_played_into_the_virtual_microphone() {
-    run_or_skip!(pulse_problem());
-    run_or_skip!(model_problem());
-    let _sink = sink_lock();
-    assert_binary_has_mic();
-
+/// The clips of words `model` knows: only those can be spotted.
+fn clips_the_model_knows() -> Vec<(String, PathBuf)> {
     let mut clips = clips();
-    // Only words the model knows can be spotted.
     let model = spikeword::model::Model::load(&spikeword::model::default_model_path())
         .expect("model loads");
     clips.retain(|(w, _)| model.labels().iter().any(|l| l == w));
@@ -194,98 +194,121 @@ fn listen_spots_words_played_into_the_virtual_microphone() {
         "no clip is of a word the model knows ({:?})",
         model.labels()
     );
-    drop(model);
-    let durations: Vec<Duration> = clips.iter().map(|(_, p)| duration_of(p)).collect();
-    let needed = LEAD_IN
-        + durations.iter().map(|d| *d + GAP).sum::<Duration>()
-        + Duration::from_millis(1500);
-    let seconds = needed.as_secs_f64().max(12.0).ceil();
+    clips
+}
 
-    let mut child = Command::new(BIN)
-        // One threshold for every word: the live path is under test here, not the
-        // model's calibrated operating point (tests/detection_bench.rs).
-        .args(["listen", "--json", "--threshold", "0.5"])
-        .args(["--seconds", &seconds.to_string()])
-        .current_dir(root())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn spikeword listen");
-    let started = Instant::now();
-    let stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    // Events with the moment they were printed.
-    let lines = std::thread::spawn(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .map(|l| (Instant::now(), l))
-            .collect::<Vec<_>>()
-    });
-    let errors = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
+/// A running `spikeword listen --json`, its output collected by two threads.
+struct Listener {
+    child: std::process::Child,
+    started: Instant,
+    seconds: f64,
+    /// Lines of stdout with the moment each was printed.
+    lines: std::thread::JoinHandle<Vec<(Instant, String)>>,
+    errors: std::thread::JoinHandle<String>,
+}
 
-    std::thread::sleep(LEAD_IN);
-    if let Some(status) = child.try_wait().unwrap() {
-        panic!(
-            "listen exited before any clip was played ({status}): {}",
-            errors.join().unwrap()
-        );
-    }
-    // (word, when its playback started, when it ended)
-    let mut played: Vec<(String, Instant, Instant)> = Vec::new();
-    for (i, (word, path)) in clips.iter().enumerate() {
-        if i > 0 {
-            std::thread::sleep(GAP);
+impl Listener {
+    fn spawn(seconds: f64) -> Self {
+        let mut child = Command::new(BIN)
+            // One threshold for every word: the live path is under test here, not the
+            // model's calibrated operating point (tests/detection_bench.rs).
+            .args(["listen", "--json", "--threshold", "0.5"])
+            .args(["--seconds", &seconds.to_string()])
+            .current_dir(root())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn spikeword listen");
+        let started = Instant::now();
+        let stdout = child.stdout.take().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let lines = std::thread::spawn(move || {
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .map(|l| (Instant::now(), l))
+                .collect::<Vec<_>>()
+        });
+        let errors = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stderr.read_to_string(&mut s);
+            s
+        });
+        Self {
+            child,
+            started,
+            seconds,
+            lines,
+            errors,
         }
-        let t = Instant::now();
-        play(path);
-        played.push((word.clone(), t, Instant::now()));
     }
 
-    let deadline = started + Duration::from_secs_f64(seconds) + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
+    /// Fails the test if listen has already exited.
+    fn assert_running(mut self) -> Self {
+        if let Some(status) = self.child.try_wait().unwrap() {
             panic!(
-                "listen --seconds {seconds} still running {:.0} s after it started",
-                started.elapsed().as_secs_f64()
+                "listen exited before any clip was played ({status}): {}",
+                self.errors.join().unwrap()
             );
         }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let lines = lines.join().unwrap();
-    let errors = errors.join().unwrap();
-    eprintln!("listen stderr:\n{errors}");
-    assert!(!errors.contains("panicked"), "listen panicked:\n{errors}");
-    assert!(status.success(), "listen exited with {status}:\n{errors}");
-
-    let mut events: Vec<(Instant, String, f64)> = Vec::new();
-    for (t, l) in &lines {
-        let v: serde_json::Value =
-            serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON event ({e}): {l}"));
-        for key in ["word", "start", "end", "score"] {
-            assert!(v.get(key).is_some(), "event without {key:?}: {l}");
-        }
-        events.push((
-            *t,
-            v["word"].as_str().expect("word is a string").to_string(),
-            v["start"].as_f64().unwrap(),
-        ));
+        self
     }
 
-    // Each played word is matched with the first unused detection of that word.
+    /// Waits for listen to end by itself (killing it past a deadline); returns its stdout
+    /// lines after checking it exited cleanly.
+    fn finish(mut self) -> Vec<(Instant, String)> {
+        let deadline =
+            self.started + Duration::from_secs_f64(self.seconds) + Duration::from_secs(30);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "listen --seconds {} still running {:.0} s after it started",
+                    self.seconds,
+                    self.started.elapsed().as_secs_f64()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let lines = self.lines.join().unwrap();
+        let errors = self.errors.join().unwrap();
+        eprintln!("listen stderr:\n{errors}");
+        assert!(!errors.contains("panicked"), "listen panicked:\n{errors}");
+        assert!(status.success(), "listen exited with {status}:\n{errors}");
+        lines
+    }
+}
+
+/// (printed at, word, stream time of its start) of each JSON event line.
+fn parse_events(lines: &[(Instant, String)]) -> Vec<(Instant, String, f64)> {
+    lines
+        .iter()
+        .map(|(t, l)| {
+            let v: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON event ({e}): {l}"));
+            for key in ["word", "start", "end", "score"] {
+                assert!(v.get(key).is_some(), "event without {key:?}: {l}");
+            }
+            let word = v["word"].as_str().expect("word is a string").to_string();
+            (*t, word, v["start"].as_f64().unwrap())
+        })
+        .collect()
+}
+
+/// Matches each played (word, start, end) with the first unused later detection of that
+/// word; returns how many matched and the words of the detections left over.
+fn match_played(
+    played: &[(String, Instant, Instant)],
+    events: &[(Instant, String, f64)],
+) -> (usize, Vec<String>) {
     let mut used = vec![false; events.len()];
     let mut matched = 0;
-    for (word, t_start, t_end) in &played {
+    for (word, t_start, t_end) in played {
         let hit = events
             .iter()
             .enumerate()
@@ -304,12 +327,45 @@ fn listen_spots_words_played_into_the_virtual_microphone() {
             None => eprintln!("played {word:<6} -> not detected"),
         }
     }
-    let extra: Vec<&str> = events
+    let extra = events
         .iter()
         .zip(&used)
         .filter(|(_, u)| !**u)
-        .map(|(e, _)| e.1.as_str())
+        .map(|(e, _)| e.1.clone())
         .collect();
+    (matched, extra)
+}
+
+#[test]
+fn listen_spots_words_played_into_the_virtual_microphone() {
+    run_or_skip!(pulse_problem());
+    run_or_skip!(model_problem());
+    let _sink = sink_lock();
+    assert_binary_has_mic();
+
+    let clips = clips_the_model_knows();
+    let durations: Vec<Duration> = clips.iter().map(|(_, p)| duration_of(p)).collect();
+    let needed = LEAD_IN
+        + durations.iter().map(|d| *d + GAP).sum::<Duration>()
+        + Duration::from_millis(1500);
+    let seconds = needed.as_secs_f64().max(12.0).ceil();
+
+    let listener = Listener::spawn(seconds);
+    std::thread::sleep(LEAD_IN);
+    let listener = listener.assert_running();
+    // (word, when its playback started, when it ended)
+    let mut played: Vec<(String, Instant, Instant)> = Vec::new();
+    for (i, (word, path)) in clips.iter().enumerate() {
+        if i > 0 {
+            std::thread::sleep(GAP);
+        }
+        let t = Instant::now();
+        play(path);
+        played.push((word.clone(), t, Instant::now()));
+    }
+    let events = parse_events(&listener.finish());
+
+    let (matched, extra) = match_played(&played, &events);
     eprintln!(
         "{matched}/{} played words detected; other detections: {extra:?}",
         played.len()
@@ -353,38 +409,17 @@ fn unknown_device_is_a_one_line_error() {
     }
 }
 
-/// The capture itself, without the model: what is played comes back, at the right
-/// rate, with little delay.
+/// Blocks until the input delivers its first samples (at most 5 s after `t_open`).
 #[cfg(feature = "mic")]
-#[test]
-fn microphone_hears_what_is_played() {
+fn wait_for_samples(src: &mut spikeword::audio::live::LiveSource, t_open: Instant) {
     use spikeword::audio::live::Recv;
-    run_or_skip!(pulse_problem());
-    let _sink = sink_lock();
-    const RATE: usize = 16000;
-    const WIN: usize = RATE / 25; // 40 ms
-    let clip = clips().into_iter().next().unwrap().1;
-    let reference = spikeword::audio::load_wav(&clip, RATE as u32).unwrap();
-    let ref_rms = window_rms(&reference, RATE);
-    let ref_peak = ref_rms.iter().cloned().fold(0.0f32, f32::max);
-    assert!(ref_peak > 0.01, "{} is silent", clip.display());
-    let threshold = 0.25 * ref_peak;
-    // Where the word starts inside the file, so that it is not counted as latency.
-    let ref_onset =
-        ref_rms.iter().position(|&r| r > threshold).unwrap() as f64 * WIN as f64 / RATE as f64;
-
-    let t_open = Instant::now();
-    let mut src = spikeword::audio::mic::open(None, RATE as u32).expect("open the default input");
-    let open_ms = t_open.elapsed().as_secs_f64() * 1000.0;
     let mut buf = Vec::new();
-    // The first samples can take a while (an idle null sink renders 2 s blocks;
-    // scripts/pulse.sh keeps it awake): wait for them before timing anything.
     loop {
         match src
             .recv(&mut buf, Duration::from_millis(100))
             .expect("capture starts")
         {
-            Recv::Data(_) => break,
+            Recv::Data(_) => return,
             Recv::Timeout => assert!(
                 t_open.elapsed() < Duration::from_secs(5),
                 "no audio within 5 s of opening the input"
@@ -392,23 +427,20 @@ fn microphone_hears_what_is_played() {
             Recv::End => panic!("the microphone stream ended"),
         }
     }
-    let first_ms = t_open.elapsed().as_secs_f64() * 1000.0;
+}
 
-    let player = {
-        let clip = clip.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(500));
-            let t = Instant::now();
-            play(&clip);
-            t
-        })
-    };
-    // (arrival, rms) of each 40 ms window of what came back.
-    let mut got: Vec<(Instant, f32)> = Vec::new();
-    let mut pending: Vec<f32> = Vec::new();
+/// Captures for `span`: (arrival, rms) of each 40 ms window, the samples received and the
+/// seconds it took.
+#[cfg(feature = "mic")]
+fn capture_rms(
+    src: &mut spikeword::audio::live::LiveSource,
+    span: Duration,
+) -> (Vec<(Instant, f32)>, usize, f64) {
+    use spikeword::audio::live::Recv;
+    let (mut got, mut pending, mut buf) = (Vec::new(), Vec::new(), Vec::new());
     let mut total = 0usize;
     let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_millis(2500) {
+    while t0.elapsed() < span {
         buf.clear();
         match src
             .recv(&mut buf, Duration::from_millis(100))
@@ -429,7 +461,44 @@ fn microphone_hears_what_is_played() {
         );
         pending.drain(..whole);
     }
-    let elapsed = t0.elapsed().as_secs_f64();
+    (got, total, t0.elapsed().as_secs_f64())
+}
+
+/// The capture itself, without the model: what is played comes back, at the right
+/// rate, with little delay.
+#[cfg(feature = "mic")]
+#[test]
+fn microphone_hears_what_is_played() {
+    run_or_skip!(pulse_problem());
+    let _sink = sink_lock();
+    let clip = clips().into_iter().next().unwrap().1;
+    let reference = spikeword::audio::load_wav(&clip, RATE as u32).unwrap();
+    let ref_rms = window_rms(&reference, RATE);
+    let ref_peak = ref_rms.iter().cloned().fold(0.0f32, f32::max);
+    assert!(ref_peak > 0.01, "{} is silent", clip.display());
+    let threshold = 0.25 * ref_peak;
+    // Where the word starts inside the file, so that it is not counted as latency.
+    let ref_onset =
+        ref_rms.iter().position(|&r| r > threshold).unwrap() as f64 * WIN as f64 / RATE as f64;
+
+    let t_open = Instant::now();
+    let mut src = spikeword::audio::mic::open(None, RATE as u32).expect("open the default input");
+    let open_ms = t_open.elapsed().as_secs_f64() * 1000.0;
+    // The first samples can take a while (an idle null sink renders 2 s blocks;
+    // scripts/pulse.sh keeps it awake): wait for them before timing anything.
+    wait_for_samples(&mut src, t_open);
+    let first_ms = t_open.elapsed().as_secs_f64() * 1000.0;
+
+    let player = {
+        let clip = clip.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            let t = Instant::now();
+            play(&clip);
+            t
+        })
+    };
+    let (got, total, elapsed) = capture_rms(&mut src, Duration::from_millis(2500));
     let play_start = player.join().unwrap();
     let overruns = src.overruns();
     drop(src);

@@ -352,14 +352,32 @@ impl TrainNet {
     /// spike with probability `p` (survivors scaled by 1/(1−p)) before it reaches the next
     /// layer or the readout, so that decisions rest on many spikes rather than a few exact
     /// ones (a single flipped spike otherwise cascades through the layers). The masks are
-    /// drawn on the device from `seed`, so a resumed run repeats them. Long because the
-    /// layer loop and the readout's closed form are one graph-building pass.
+    /// drawn on the device from `seed`, so a resumed run repeats them.
     pub fn forward_train(
         &self,
         x: Tensor<3>,
         start: usize,
         dropout: Option<(f32, u64)>,
     ) -> Forward {
+        let (h, rates) = self.spiking_layers(x, dropout);
+        let word_logits = self.word_logits(&h, start);
+        let embeddings = self.embeddings(&h);
+        let logits = self.readout_logits(h, start);
+        Forward {
+            logits,
+            rates,
+            word_logits,
+            embeddings,
+        }
+    }
+
+    /// The layers of LIF neurons: the last layer's spikes `[B, C, T]` and each layer's mean
+    /// firing (the rate penalty's input).
+    fn spiking_layers(
+        &self,
+        x: Tensor<3>,
+        dropout: Option<(f32, u64)>,
+    ) -> (Tensor<3>, Vec<Tensor<1>>) {
         let device = x.device();
         let mut h = x;
         let mut rates = Vec::with_capacity(self.layers.len());
@@ -391,24 +409,29 @@ impl TrainNet {
                 h = h * mask;
             }
         }
-        let word_logits = match (&self.word_w, &self.word_b) {
-            (Some(w), Some(b)) => {
-                let [bb, c, t] = h.dims();
-                let t0 = start.min(t.saturating_sub(1));
-                let rates: Tensor<2> = h
-                    .clone()
-                    .narrow(2, t0, t - t0)
-                    .mean_dim(2)
-                    .reshape([bb, c])
-                    .mul_scalar(self.cfg.logit_scale);
-                Some(rates.matmul(w.val()) + b.val().unsqueeze())
-            }
-            _ => None,
-        };
-        let embeddings = self.embeddings(&h);
+        (h, rates)
+    }
+
+    /// The word head (the keyword teacher's classes) on the mean spike counts from `start`.
+    fn word_logits(&self, h: &Tensor<3>, start: usize) -> Option<Tensor<2>> {
+        let (w, b) = (self.word_w.as_ref()?, self.word_b.as_ref()?);
+        let [bb, c, t] = h.dims();
+        let t0 = start.min(t.saturating_sub(1));
+        let rates: Tensor<2> = h
+            .clone()
+            .narrow(2, t0, t - t0)
+            .mean_dim(2)
+            .reshape([bb, c])
+            .mul_scalar(self.cfg.logit_scale);
+        Some(rates.matmul(w.val()) + b.val().unsqueeze())
+    }
+
+    /// The leaky readout's mean from `start` on: `[B, classes]` logits.
+    fn readout_logits(&self, h: Tensor<3>, start: usize) -> Tensor<2> {
         // Readout y_t = W s_t + b, then the leaky integrator o_t = β o_{t−1} + (1−β) y_t.
         // The mean of o_t over frames t0..T has a closed form:
         //   Σ_u y_u (β^max(t0−u, 0) − β^(T−u)) / (T − t0).
+        let device = h.device();
         let [b, c, t] = h.dims();
         let n = self.readout_b.val().dims()[0];
         let y = h
@@ -431,16 +454,10 @@ impl TrainNet {
         let ln_beta: Tensor<2> = self.readout_beta.val().log().unsqueeze_dim(1); // [N, 1]
         let weights = ((ln_beta.clone() * e_start).exp() - (ln_beta * e_end).exp())
             .div_scalar((t - t0) as f32); // [N, T]
-        let logits = (y * weights.unsqueeze::<3>())
+        (y * weights.unsqueeze::<3>())
             .sum_dim(2)
             .reshape([b, n])
-            .mul_scalar(self.cfg.logit_scale);
-        Forward {
-            logits,
-            rates,
-            word_logits,
-            embeddings,
-        }
+            .mul_scalar(self.cfg.logit_scale)
     }
 
     /// The embedding head on the last layer's spikes `h` `[B, C, T]`: `[B, windows, dim]`.

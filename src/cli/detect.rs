@@ -51,11 +51,15 @@ impl DetectorArgs {
     /// The detector settings for `model`, checked against its words.
     pub fn config(&self, model: &spikeword::Model) -> Result<DetectorConfig> {
         let frame_rate = model.config.features.frame_rate();
-        let (threshold, mut thresholds, calibrated_sustain) = self.thresholds(model)?;
+        let Thresholds {
+            threshold,
+            mut thresholds,
+            sustain,
+        } = self.thresholds(model)?;
         thresholds.extend(self.word_threshold.iter().cloned());
         let sustain = self
             .sustain
-            .map_or(calibrated_sustain, |s| model.config.sustain_frames(s));
+            .map_or(sustain, |s| model.config.sustain_frames(s));
         let cfg = DetectorConfig {
             window: self
                 .window
@@ -72,27 +76,45 @@ impl DetectorArgs {
     }
 }
 
+/// The thresholds a detector starts from, before `--word-threshold` and `--sustain`.
+struct Thresholds {
+    /// For every word without its own.
+    threshold: f32,
+    thresholds: HashMap<String, f32>,
+    /// Frames, as the operating point was calibrated with.
+    sustain: usize,
+}
+
+impl Thresholds {
+    fn one(threshold: f32) -> Self {
+        Self {
+            threshold,
+            thresholds: HashMap::new(),
+            sustain: 0,
+        }
+    }
+}
+
 impl DetectorArgs {
-    /// `--threshold` for every word, else the model's operating point, else 0.5; with
-    /// the sustain (frames) the operating point was calibrated with.
-    fn thresholds(&self, model: &spikeword::Model) -> Result<(f32, HashMap<String, f32>, usize)> {
+    /// `--threshold` for every word, else the model's operating point, else 0.5.
+    fn thresholds(&self, model: &spikeword::Model) -> Result<Thresholds> {
         let fallback = DetectorConfig::default().threshold;
         if let Some(t) = self.threshold {
-            return Ok((t, HashMap::new(), 0));
+            return Ok(Thresholds::one(t));
         }
         let rate = self
             .false_alarms_per_hour
             .unwrap_or(spikeword::config::DEFAULT_FALSE_ALARMS_PER_HOUR);
         match model.config.operating_point(rate) {
-            Some(p) => Ok((
-                fallback,
-                p.thresholds.clone().into_iter().collect(),
-                p.sustain_frames,
-            )),
+            Some(p) => Ok(Thresholds {
+                threshold: fallback,
+                thresholds: p.thresholds.clone().into_iter().collect(),
+                sustain: p.sustain_frames,
+            }),
             None if self.false_alarms_per_hour.is_some() => anyhow::bail!(
                 "--false-alarms-per-hour: this model has no calibrated thresholds (make them with `spikeword calibrate`), use --threshold"
             ),
-            None => Ok((fallback, HashMap::new(), 0)),
+            None => Ok(Thresholds::one(fallback)),
         }
     }
 }

@@ -174,6 +174,27 @@ impl Detector {
 
     /// Feeds one frame of scores (and its log-energy); returns an event when one completes.
     pub fn push(&mut self, scores: &[f32], log_energy: f32) -> Option<Event> {
+        self.smooth(scores, log_energy);
+        let frame = self.frame;
+        self.frame += 1;
+        let (top, p) = self.update_gates();
+        let above = self.reportable[top]
+            && self.armed[top]
+            && p >= self.thresholds[top]
+            && self.sustained[top] >= self.cfg.sustain
+            && frame >= self.quiet_until;
+        if above {
+            self.track_candidate(top, p, frame);
+        }
+        let settled = self
+            .candidate
+            .as_ref()
+            .is_some_and(|c| frame - c.peak_frame >= self.cfg.hold as u64);
+        settled.then(|| self.emit(frame))
+    }
+
+    /// Slides the window of scores and energies by one frame; refreshes the smoothed posteriors.
+    fn smooth(&mut self, scores: &[f32], log_energy: f32) {
         // Ring of the last `window` frames: the slot written now holds the frame leaving.
         let n_cls = self.sum.len();
         let window = self.cfg.window;
@@ -197,67 +218,43 @@ impl Detector {
             *m = (s / n) as f32;
         }
         softmax_into(&self.mean, &mut self.smoothed);
-        let frame = self.frame;
-        self.frame += 1;
+    }
 
-        let (top, p) = self
-            .smoothed
-            .iter()
-            .enumerate()
-            .max_by(|a, b| a.1.total_cmp(b.1))
-            .map(|(i, p)| (i, *p))
-            .unwrap_or((0, 0.0));
-        for (a, (&p, &t)) in self
+    /// Re-arms words that fell well below their threshold, counts how long each has held it,
+    /// and returns the leading word with its smoothed probability.
+    fn update_gates(&mut self) -> (usize, f32) {
+        for ((a, n), (&p, &t)) in self
             .armed
             .iter_mut()
+            .zip(self.sustained.iter_mut())
             .zip(self.smoothed.iter().zip(&self.thresholds))
         {
             if p < t * 0.5 {
                 *a = true;
             }
-        }
-        for ((n, &p), &t) in self
-            .sustained
-            .iter_mut()
-            .zip(&self.smoothed)
-            .zip(&self.thresholds)
-        {
             *n = if p >= t { *n + 1 } else { 0 };
         }
-        let above = self.reportable[top]
-            && self.armed[top]
-            && p >= self.thresholds[top]
-            && self.sustained[top] >= self.cfg.sustain
-            && frame >= self.quiet_until;
-        let mut out = None;
-        if above {
-            match &mut self.candidate {
-                // Rising, or a word overtaking a partial-window guess: keep the best.
-                Some(c) if top == c.class || p > c.peak => {
-                    if p > c.peak {
-                        *c = Candidate {
-                            class: top,
-                            peak: p,
-                            peak_frame: frame,
-                        };
-                    }
-                }
-                Some(_) => {}
-                None => {
-                    self.candidate = Some(Candidate {
-                        class: top,
-                        peak: p,
-                        peak_frame: frame,
-                    })
-                }
-            }
+        self.smoothed
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(i, p)| (i, *p))
+            .unwrap_or((0, 0.0))
+    }
+
+    /// Keeps the best candidate of the current rise: a word rising further, or another word
+    /// overtaking a partial-window guess.
+    fn track_candidate(&mut self, top: usize, p: f32, frame: u64) {
+        let best = Candidate {
+            class: top,
+            peak: p,
+            peak_frame: frame,
+        };
+        match &mut self.candidate {
+            Some(c) if p > c.peak => *c = best,
+            Some(_) => {}
+            None => self.candidate = Some(best),
         }
-        if let Some(c) = &self.candidate
-            && frame - c.peak_frame >= self.cfg.hold as u64
-        {
-            out = Some(self.emit(frame));
-        }
-        out
     }
 
     /// Emits a pending candidate at the end of a stream.

@@ -136,36 +136,14 @@ pub fn fit_joint_readout(
         }));
         groups.extend((n_clips..samples.len()).map(|i| vec![i]));
     }
-    let rejected = |m: &Model| {
-        let not_word = |c: usize| labels[c] == UNKNOWN || labels[c] == SILENCE;
-        let n = samples[n_clips..]
-            .iter()
-            .filter(|s| not_word(predict(m, s, &sets)))
-            .count();
-        n as f64 / negatives.len().max(1) as f64
-    };
     let val_samples: Vec<Sample> = parallel_map(&val, |a| Sample {
         feats: views.feats(&[], &a.samples),
         label: a.label,
     });
-    let accuracy = |m: &Model| {
-        let right = val_samples
-            .iter()
-            .filter(|s| predict(m, s, &sets) == s.label)
-            .count();
-        right as f64 / val_samples.len() as f64
-    };
+    let rejected = |m: &Model| rejected_share(m, &samples[n_clips..], &sets, &labels);
+    let accuracy = |m: &Model| accuracy_on(m, &val_samples, &sets);
     let (before, rejected_before) = (accuracy(model), rejected(model));
-    let trainable = vec![true; labels.len()];
-    let mut fit = ReadoutFit::new(model, &sets, &trainable, &samples, false);
-    for e in 1..=opts.epochs {
-        // Cosine decay: the last epochs settle instead of jumping between solutions.
-        let phase = std::f32::consts::PI * (e - 1) as f32 / opts.epochs as f32;
-        fit.lr = opts.lr * 0.5 * (1.0 + phase.cos());
-        fit.epoch_grouped(&samples, &groups, opts.consistency, &mut rng);
-    }
-    let mut fitted = model.clone();
-    fit.apply(&mut fitted);
+    let fitted = fit_readouts(model, &sets, &samples, &groups, opts, &mut rng);
     let after = accuracy(&fitted);
     // Never worse on the validation speakers than the readouts before, but for the
     // tolerance allowed.
@@ -187,6 +165,47 @@ pub fn fit_joint_readout(
         negatives_rejected_before: rejected_before,
         negatives_rejected_after: rejected_after,
     })
+}
+
+/// The share of running-speech windows the model calls `_unknown_` or `_silence_`.
+fn rejected_share(m: &Model, negatives: &[Sample], sets: &FeatureSets, labels: &[String]) -> f64 {
+    let not_word = |c: usize| labels[c] == UNKNOWN || labels[c] == SILENCE;
+    let n = negatives
+        .iter()
+        .filter(|s| not_word(predict(m, s, sets)))
+        .count();
+    n as f64 / negatives.len().max(1) as f64
+}
+
+/// The share of samples the model labels right.
+fn accuracy_on(m: &Model, samples: &[Sample], sets: &FeatureSets) -> f64 {
+    let right = samples
+        .iter()
+        .filter(|s| predict(m, s, sets) == s.label)
+        .count();
+    right as f64 / samples.len().max(1) as f64
+}
+
+/// Fits every readout together on the samples; returns a copy of the model carrying them.
+fn fit_readouts(
+    model: &Model,
+    sets: &FeatureSets,
+    samples: &[Sample],
+    groups: &[Vec<usize>],
+    opts: &JointFitOptions,
+    rng: &mut Rng,
+) -> Model {
+    let trainable = vec![true; model.labels().len()];
+    let mut fit = ReadoutFit::new(model, sets, &trainable, samples, false);
+    for e in 1..=opts.epochs {
+        // Cosine decay: the last epochs settle instead of jumping between solutions.
+        let phase = std::f32::consts::PI * (e - 1) as f32 / opts.epochs as f32;
+        fit.lr = opts.lr * 0.5 * (1.0 + phase.cos());
+        fit.epoch_grouped(samples, groups, opts.consistency, rng);
+    }
+    let mut fitted = model.clone();
+    fit.apply(&mut fitted);
+    fitted
 }
 
 /// Every training clip alone, after silence, noise and another clip (one consistency

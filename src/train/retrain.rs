@@ -209,20 +209,7 @@ pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainRep
     let sets = FeatureSets::of(&model);
     let mut rng = Rng::new(opts.seed);
     let (held, validation_by) = hold_out(&examples, &mut rng);
-    let (replay, replay_source) = match (&opts.replay, &base.replay) {
-        (Some(dir), _) => (
-            Replay::load(base, dir, &plan, &mut rng)?,
-            dir.display().to_string(),
-        ),
-        (None, Some(store)) => (
-            Replay::from_store(store, &plan, rate, &mut rng),
-            "stored in the model file".to_string(),
-        ),
-        (None, None) => {
-            warnings.push("no replay data (none in the model file, no Speech Commands folder): old words may drift and new words may fire on noise; pass --replay DIR or set SPIKEWORD_DATA".into());
-            (Replay::default(), "none".to_string())
-        }
-    };
+    let (replay, replay_source) = choose_replay(base, opts, &plan, &mut rng, &mut warnings)?;
     let aug = AugmentConfig {
         noise_prob: if replay.noise.is_empty() { 0.0 } else { 0.7 },
         ..AugmentConfig::default()
@@ -279,14 +266,45 @@ pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainRep
         warnings,
         seconds: t0.elapsed().as_secs_f64(),
     };
-    model.training = serde_json::json!({
+    model.training = training_record(base, &report);
+    Ok((model, report))
+}
+
+/// The old words' replay: a folder given, else the clips stored in the model file, else none
+/// (with a warning). Returns it with a description of its source.
+fn choose_replay(
+    base: &Model,
+    opts: &RetrainOptions,
+    plan: &LabelPlan,
+    rng: &mut Rng,
+    warnings: &mut Vec<String>,
+) -> Result<(Replay, String)> {
+    let rate = base.config.features.sample_rate;
+    Ok(match (&opts.replay, &base.replay) {
+        (Some(dir), _) => (
+            Replay::load(base, dir, plan, rng)?,
+            dir.display().to_string(),
+        ),
+        (None, Some(store)) => (
+            Replay::from_store(store, plan, rate, rng),
+            "stored in the model file".to_string(),
+        ),
+        (None, None) => {
+            warnings.push("no replay data (none in the model file, no Speech Commands folder): old words may drift and new words may fire on noise; pass --replay DIR or set SPIKEWORD_DATA".into());
+            (Replay::default(), "none".to_string())
+        }
+    })
+}
+
+/// The retrained model's training record: where it came from and what retraining did.
+fn training_record(base: &Model, report: &RetrainReport) -> serde_json::Value {
+    serde_json::json!({
         "retrained_from": base.training.get("date").cloned().unwrap_or_default(),
         "base_test_accuracy": base.training.get("test_accuracy").cloned().unwrap_or_default(),
         "split_rule": base.training.get("split_rule").cloned().unwrap_or_default(),
         "retrain": report,
         "date": crate::util::today_utc(),
-    });
-    Ok((model, report))
+    })
 }
 
 /// The labels before and after retraining.
