@@ -300,6 +300,8 @@ fn impossible_training_options_are_refused_before_any_work() {
         (vec!["--lr", "nan"], "--lr"),
         (vec!["--surrogate-slope=-1"], "--surrogate-slope"),
         (vec!["--rate-target", "1.5"], "--rate-target"),
+        (vec!["--vtlp", "0.5"], "--vtlp"),
+        (vec!["--mixup", "2"], "--mixup"),
     ] {
         let mut full = vec!["train", "--data", &data];
         full.extend(&args);

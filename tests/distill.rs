@@ -46,6 +46,7 @@ fn options(data: &Path, run: &Path, epochs: usize) -> TrainOptions {
         },
         augment: AugmentConfig {
             mixup: 0.5,
+            vtlp: 0.1,
             ..AugmentConfig::default()
         },
         distill: Some(DistillConfig {

@@ -135,6 +135,10 @@ pub struct Args {
     /// Probability of mixing a second training clip into an example at a random ratio.
     #[arg(long, default_value_t = 0.0, value_parser = super::values::probability)]
     mixup: f32,
+    /// Vocal-tract-length perturbation: warp each clip's spectrum by a factor drawn from
+    /// 1 ± this (0.1 is the usual range; 0: off).
+    #[arg(long, default_value_t = 0.0, value_parser = super::values::vtlp)]
+    vtlp: f32,
     /// Stop after this many epochs of this invocation (resume later with --resume).
     #[arg(long, value_parser = super::values::count)]
     stop_after: Option<usize>,
@@ -186,11 +190,12 @@ fn encoder_config(a: &Args) -> EncoderConfig {
     }
 }
 
-/// The default augmentation (with `--mixup`), or none at all (`--no-augment`).
-fn augment_config(no_augment: bool, mixup: f32) -> AugmentConfig {
+/// The default augmentation (with `--mixup` and `--vtlp`), or none at all (`--no-augment`).
+fn augment_config(no_augment: bool, mixup: f32, vtlp: f32) -> AugmentConfig {
     if !no_augment {
         return AugmentConfig {
             mixup,
+            vtlp,
             ..AugmentConfig::default()
         };
     }
@@ -204,6 +209,7 @@ fn augment_config(no_augment: bool, mixup: f32) -> AugmentConfig {
         time_mask: 0,
         context_s: 0.0,
         mixup: 0.0,
+        vtlp: 0.0,
     }
 }
 
@@ -243,7 +249,7 @@ fn train_options(a: Args) -> Result<TrainOptions> {
     Ok(TrainOptions {
         encoder: encoder_config(&a),
         embed,
-        augment: augment_config(a.no_augment, a.mixup),
+        augment: augment_config(a.no_augment, a.mixup, a.vtlp),
         distill,
         network: network_config(&a)?,
         data: a.data,

@@ -39,6 +39,16 @@ pub fn probability(s: &str) -> Result<f32, String> {
     Ok(v)
 }
 
+/// A vocal-tract-length warp range: factors 1 ± this, so within [0, 0.3] (beyond, formants
+/// leave any human range).
+pub fn vtlp(s: &str) -> Result<f32, String> {
+    let v = finite(s)?;
+    if !(0.0..=0.3).contains(&v) {
+        return Err(format!("{v} is outside 0..0.3"));
+    }
+    Ok(v)
+}
+
 /// A share in [0, 1) (a dropout probability: 1 would drop everything).
 pub fn below_one(s: &str) -> Result<f32, String> {
     let v = finite(s)?;

@@ -27,6 +27,10 @@ pub struct AugmentConfig {
     /// (its label stays the first clip's; a teacher labels the mixture as heard).
     #[serde(default)]
     pub mixup: f32,
+    /// Vocal-tract-length perturbation: each clip's spectrum warped by a factor drawn
+    /// from 1 ± this (0: off), as a longer or shorter vocal tract would.
+    #[serde(default)]
+    pub vtlp: f32,
 }
 
 impl Default for AugmentConfig {
@@ -41,6 +45,7 @@ impl Default for AugmentConfig {
             time_mask: 8,
             context_s: 0.64,
             mixup: 0.0,
+            vtlp: 0.0,
         }
     }
 }
@@ -72,6 +77,11 @@ pub fn augment_wave(
     } else {
         x.to_vec()
     };
+    // Drawn only when on, so that runs without it repeat their random sequence.
+    if cfg.vtlp > 0.0 {
+        let alpha = rng.range(1.0 - cfg.vtlp, 1.0 + cfg.vtlp);
+        y = super::vtlp::warp(&y, alpha, sr);
+    }
     let max_shift = (cfg.shift_s * sr as f32) as i64;
     if max_shift > 0 {
         let shift = rng.below(2 * max_shift as usize + 1) as i64 - max_shift;

@@ -10,5 +10,6 @@ pub mod readout_fit;
 pub mod replay_pick;
 pub mod retrain;
 pub mod trainer;
+pub mod vtlp;
 
 pub use trainer::{TrainOptions, train, train_for};

@@ -98,6 +98,7 @@ pub fn small_training(data: &Path, run: &Path, epochs: usize) -> TrainOptions {
             time_mask: 0,
             context_s: 0.2,
             mixup: 0.0,
+            vtlp: 0.0,
         },
         init: None,
         init_member: None,
