@@ -1,35 +1,42 @@
-//! Synthetic speech from the Debian TTS engines: real clips in the Speech Commands layout.
-//! Needs espeak-ng (CI installs it and sets SPIKEWORD_REQUIRE_TTS=1; elsewhere it skips).
+//! Synthetic speech from the TTS engines: real clips in the Speech Commands layout.
+//! Needs espeak-ng, and node with `npm ci` run in scripts/gnuspeech (CI installs both and
+//! sets SPIKEWORD_REQUIRE_TTS=1; elsewhere a missing engine skips).
 
 use spikeword::data::synth::{SynthOptions, synthesize};
 use spikeword::data::{Dataset, SplitRule};
 
-#[test]
-fn espeak_voices_a_word_into_one_second_clips() {
-    let have = std::process::Command::new("espeak-ng")
-        .arg("--version")
+/// Whether `program args` runs; when it does not, a skip (or a failure under CI).
+fn engine_runs(program: &str, args: &[&str]) -> bool {
+    let ok = std::process::Command::new(program)
+        .args(args)
         .output()
-        .is_ok();
-    if !have {
+        .is_ok_and(|o| o.status.success());
+    if !ok {
         assert!(
             std::env::var("SPIKEWORD_REQUIRE_TTS").is_err(),
-            "espeak-ng is required here"
+            "`{program} {}` is required here",
+            args.join(" ")
         );
-        eprintln!("skipped: espeak-ng not installed");
-        return;
+        eprintln!("skipped: `{program} {}` does not run", args.join(" "));
     }
+    ok
+}
+
+/// Synthesizes `words` with one engine; checks every clip is 1 s, loud and the engine's.
+fn voice_words(engine: &str, words: &[&str], variants: usize) -> Dataset {
     let d = tempfile::tempdir().unwrap();
     let rep = synthesize(&SynthOptions {
-        words: vec!["marvin".into(), "yes".into()],
+        words: words.iter().map(|w| w.to_string()).collect(),
         out: d.path().to_path_buf(),
-        variants: 3,
+        variants,
         seed: 4,
-        engines: vec!["espeak".into()],
+        engines: vec![engine.into()],
     })
     .unwrap();
-    assert_eq!(rep.clips.get("espeak"), Some(&6), "{rep:?}");
+    let n = words.len() * variants;
+    assert_eq!(rep.clips.get(engine), Some(&n), "{rep:?}");
     let ds = Dataset::scan(d.path(), &SplitRule::Official).unwrap();
-    assert_eq!(ds.clips.len(), 6);
+    assert_eq!(ds.clips.len(), n);
     for c in &ds.clips {
         let x = spikeword::load_wav(&c.path, 16000).unwrap();
         assert_eq!(x.len(), 16000);
@@ -39,6 +46,27 @@ fn espeak_voices_a_word_into_one_second_clips() {
             "{}: peak {peak}",
             c.path.display()
         );
-        assert!(c.speaker.starts_with("espeak"));
+        assert!(c.speaker.starts_with(engine), "{}", c.speaker);
     }
+    ds
+}
+
+#[test]
+fn espeak_voices_a_word_into_one_second_clips() {
+    if engine_runs("espeak-ng", &["--version"]) {
+        voice_words("espeak", &["marvin", "yes"], 3);
+    }
+}
+
+#[test]
+fn gnuspeech_voices_words_with_vocal_tracts_of_several_lengths() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/gnuspeech/speak.mjs");
+    if !engine_runs("node", &[script, "--list-presets"]) {
+        return;
+    }
+    let ds = voice_words("gnuspeech", &["left", "stop"], 6);
+    let mut speakers: Vec<&str> = ds.clips.iter().map(|c| c.speaker.as_str()).collect();
+    speakers.sort();
+    speakers.dedup();
+    assert!(speakers.len() >= 4, "too few voices: {speakers:?}");
 }

@@ -35,7 +35,7 @@ pub struct Args {
 
 #[derive(clap::Subcommand)]
 pub enum DataCmd {
-    /// Spoken words from the installed TTS engines (espeak-ng, flite, festival) as
+    /// Spoken words from the installed TTS engines (espeak-ng, flite, festival, GnuSpeech) as
     /// 1 s, 16 kHz clips in the Speech Commands layout: <out>/<word>/<voice>_nohash_<n>.wav.
     Synth(SynthArgs),
     /// Download the official Speech Commands v0.02 archive with curl, verify its

@@ -1,5 +1,6 @@
 //! Synthetic speech for training: spoken words from the text-to-speech engines
-//! Debian ships (espeak-ng, flite, festival), written in the Speech Commands
+//! Debian ships (espeak-ng, flite, festival) and GnuSpeech (an articulatory
+//! synthesizer, run by node from `scripts/gnuspeech`), written in the Speech Commands
 //! layout so that `Dataset::scan` reads them like the real archive.
 //!
 //! Each clip is `<out>/<word>/<speaker>_nohash_<n>.wav`, 16 kHz mono, exactly 1 s,
@@ -11,7 +12,8 @@
 //!
 //! The engines are external programs run directly (never through a shell); an
 //! engine that is not installed is skipped and reported, and a word an engine fails
-//! on is skipped with a warning. The output is deterministic for a given seed.
+//! on is skipped with a warning. The output is deterministic for a given seed, but
+//! for GnuSpeech, whose intonation is drawn anew on every run.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
@@ -30,7 +32,7 @@ pub const SAMPLE_RATE: u32 = 16_000;
 pub const CLIP_LEN: usize = 16_000;
 
 /// The engines `synthesize` knows, under the names `SynthOptions::engines` takes.
-pub const ENGINES: [&str; 3] = ["espeak", "flite", "festival"];
+pub const ENGINES: [&str; 4] = ["espeak", "flite", "festival", "gnuspeech"];
 
 /// The ten Speech Commands keywords plus ten of its auxiliary ("unknown") words.
 pub const DEFAULT_WORDS: [&str; 20] = [
@@ -65,6 +67,16 @@ const FLITE_F0: [(&str, f32); 5] = [
     ("rms", 105.0),
     ("slt", 170.0),
 ];
+
+/// GnuSpeech's adult and older-child presets with their nominal mean F0 (Hz) and vocal
+/// tract length (cm); each is voiced with its own tract and ones 8 % shorter and longer:
+/// new speakers.
+const GNUSPEECH_PRESETS: [(&str, f32, f32); 3] = [
+    ("male", 104.0, 17.5),
+    ("female", 208.0, 15.0),
+    ("large_child", 240.0, 12.5),
+];
+const GNUSPEECH_TRACT_SCALES: [f32; 3] = [0.92, 1.0, 1.08];
 
 /// A process that runs longer than this is killed and its word skipped.
 const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -105,6 +117,7 @@ enum Engine {
     Espeak,
     Flite,
     Festival,
+    GnuSpeech,
 }
 
 impl Engine {
@@ -113,6 +126,7 @@ impl Engine {
             "espeak" | "espeak-ng" => Some(Engine::Espeak),
             "flite" => Some(Engine::Flite),
             "festival" | "text2wave" => Some(Engine::Festival),
+            "gnuspeech" => Some(Engine::GnuSpeech),
             _ => None,
         }
     }
@@ -122,6 +136,7 @@ impl Engine {
             Engine::Espeak => "espeak",
             Engine::Flite => "flite",
             Engine::Festival => "festival",
+            Engine::GnuSpeech => "gnuspeech",
         }
     }
 }
@@ -131,11 +146,15 @@ impl Engine {
 struct Voice {
     engine: Engine,
     program: String,
-    /// espeak: `-v` value; flite: `-voice` value; festival: the name in `(voice_NAME)`.
+    /// espeak: `-v` value; flite: `-voice` value; festival: the name in `(voice_NAME)`;
+    /// gnuspeech: the preset.
     select: String,
     speaker: String,
-    /// flite only: mean F0 around which the pitch is drawn.
+    /// flite and gnuspeech: mean F0 around which the pitch is drawn.
     f0: Option<f32>,
+    /// gnuspeech: the script it runs and the vocal tract's length (cm).
+    script: Option<PathBuf>,
+    tract_cm: Option<f32>,
 }
 
 /// Writes `opts.variants` clips of every word with every installed engine.
@@ -431,6 +450,7 @@ fn discover(engine: Engine) -> Result<Vec<Voice>, String> {
         Engine::Espeak => discover_espeak(),
         Engine::Flite => discover_flite(),
         Engine::Festival => discover_festival(),
+        Engine::GnuSpeech => discover_gnuspeech(),
     }
 }
 
@@ -496,6 +516,8 @@ fn discover_espeak() -> Result<Vec<Voice>, String> {
                     select: acc.to_string(),
                     speaker: safe_id(&format!("espeak-{acc}")),
                     f0: None,
+                    script: None,
+                    tract_cm: None,
                 });
             }
             for var in &variants {
@@ -505,6 +527,8 @@ fn discover_espeak() -> Result<Vec<Voice>, String> {
                     select: format!("{acc}+{var}"),
                     speaker: safe_id(&format!("espeak-{acc}-{var}")),
                     f0: None,
+                    script: None,
+                    tract_cm: None,
                 });
             }
         }
@@ -545,6 +569,8 @@ fn discover_flite() -> Result<Vec<Voice>, String> {
             select: name.clone(),
             speaker: safe_id(&format!("flite-{person}")),
             f0: FLITE_F0.iter().find(|(n, _)| n == name).map(|&(_, f)| f),
+            script: None,
+            tract_cm: None,
         });
     }
     Ok(voices)
@@ -586,7 +612,65 @@ fn discover_festival() -> Result<Vec<Voice>, String> {
             select: name.into(),
             speaker: safe_id(&format!("festival-{short}")),
             f0: None,
+            script: None,
+            tract_cm: None,
         });
+    }
+    Ok(voices)
+}
+
+/// The GnuSpeech script: `SPIKEWORD_GNUSPEECH`, else `scripts/gnuspeech/speak.mjs` here,
+/// else in the source tree this program was built from.
+fn gnuspeech_script() -> PathBuf {
+    if let Some(p) = std::env::var_os("SPIKEWORD_GNUSPEECH") {
+        return PathBuf::from(p);
+    }
+    let here = Path::new("scripts/gnuspeech/speak.mjs");
+    if here.is_file() {
+        return here.to_path_buf();
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(here)
+}
+
+fn discover_gnuspeech() -> Result<Vec<Voice>, String> {
+    let script = gnuspeech_script();
+    if !script.is_file() {
+        return Err(format!(
+            "no script at {} (set SPIKEWORD_GNUSPEECH)",
+            script.display()
+        ));
+    }
+    let out = run_tool(
+        Command::new("node").arg(&script).arg("--list-presets"),
+        None,
+        TOOL_TIMEOUT,
+    )
+    .map_err(|e| not_installed("node", &e))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`node {} --list-presets` failed ({}); run `npm ci` in scripts/gnuspeech",
+            script.display(),
+            first_line(&out.stderr)
+        ));
+    }
+    let listed: Vec<&str> = out.stdout.lines().map(str::trim).collect();
+    let mut voices = Vec::new();
+    for (preset, f0, cm) in GNUSPEECH_PRESETS {
+        if !listed.contains(&preset) {
+            continue;
+        }
+        for scale in GNUSPEECH_TRACT_SCALES {
+            let tract = cm * scale;
+            voices.push(Voice {
+                engine: Engine::GnuSpeech,
+                program: "node".into(),
+                select: preset.to_string(),
+                speaker: safe_id(&format!("gnuspeech-{preset}-{:.0}mm", tract * 10.0)),
+                f0: Some(f0),
+                script: Some(script.clone()),
+                tract_cm: Some(tract),
+            });
+        }
     }
     Ok(voices)
 }
@@ -646,6 +730,21 @@ fn render(voice: &Voice, word: &str, prosody: (f32, f32), tmp: &Path) -> Result<
                 &format!("(Parameter.set 'Duration_Stretch {stretch:.3})"),
             ]);
             cmd.arg(&text);
+        }
+        Engine::GnuSpeech => {
+            let tempo = 0.8 + 0.4 * u_rate;
+            let f0 = voice.f0.unwrap_or(150.0) * (0.85 + 0.3 * u_pitch);
+            cmd.arg(voice.script.as_deref().unwrap_or(Path::new("speak.mjs")));
+            cmd.args(["--text", word, "--preset", &voice.select]);
+            if let Some(cm) = voice.tract_cm {
+                cmd.args(["--tract-length", &format!("{cm:.2}")]);
+            }
+            cmd.args([
+                &format!("--pitch={f0:.1}hz"),
+                &format!("--tempo={tempo:.3}"),
+                "--out",
+            ])
+            .arg(&wav);
         }
     }
     let out = run_tool(&mut cmd, None, TOOL_TIMEOUT)?;
@@ -810,8 +909,12 @@ fn first_line(s: &str) -> String {
 struct TempDir(PathBuf);
 
 impl TempDir {
+    /// A fresh folder per call: two syntheses in one process (threads) must not share
+    /// one, or the first to finish deletes the other's files.
     fn new() -> std::io::Result<TempDir> {
-        let p = std::env::temp_dir().join(format!("spikeword-synth-{}", std::process::id()));
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("spikeword-synth-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&p);
         std::fs::create_dir_all(&p)?;
         Ok(TempDir(p))
