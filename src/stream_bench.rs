@@ -53,6 +53,9 @@ pub struct Placed {
 pub struct Stream {
     pub samples: Vec<f32>,
     pub words: Vec<Placed>,
+    /// A no-command stream's other words and sentences, by name and text: what a false
+    /// alarm fired on.
+    pub said: Vec<Placed>,
     pub rate: u32,
 }
 
@@ -71,6 +74,17 @@ impl Stream {
         let bed = noise_bed(noise, clip.len(), level, rng);
         self.samples
             .extend(clip.iter().zip(bed).map(|(a, b)| (a + b).clamp(-1.0, 1.0)));
+    }
+
+    /// Appends speech that is not a command word, noting what was said.
+    fn say(&mut self, what: &str, clip: &[f32], noise: &[Vec<f32>], level: f32, rng: &mut Rng) {
+        let start = self.seconds();
+        self.speech(clip, noise, level, rng);
+        self.said.push(Placed {
+            word: what.to_string(),
+            start,
+            end: self.seconds(),
+        });
     }
 
     fn seconds(&self) -> f64 {
@@ -104,9 +118,9 @@ fn noise_bed(noise: &[Vec<f32>], n: usize, level: f32, rng: &mut Rng) -> Vec<f32
 pub struct Material {
     /// Command-word clips (label = a reportable word).
     pub keywords: Vec<(String, Vec<f32>)>,
-    /// Clips of other words (`_unknown_`).
-    pub others: Vec<Vec<f32>>,
-    pub sentences: Vec<Vec<f32>>,
+    /// Clips of other words (`_unknown_`) with the word, sentences with their text.
+    pub others: Vec<(String, Vec<f32>)>,
+    pub sentences: Vec<(String, Vec<f32>)>,
     pub noise: Vec<Vec<f32>>,
 }
 
@@ -140,14 +154,14 @@ impl Material {
     pub fn from_clips(
         clips: Vec<LabeledAudio>,
         labels: &[String],
-        sentences: Vec<Vec<f32>>,
+        sentences: Vec<(String, Vec<f32>)>,
         noise: Vec<Vec<f32>>,
     ) -> Material {
         let (mut keywords, mut others) = (Vec::new(), Vec::new());
         for c in clips {
             match labels[c.label].as_str() {
                 SILENCE => {}
-                UNKNOWN => others.push(c.samples),
+                UNKNOWN => others.push((folder_word(&c.name), c.samples)),
                 w => keywords.push((w.to_string(), c.samples)),
             }
         }
@@ -158,6 +172,14 @@ impl Material {
             noise,
         }
     }
+}
+
+/// The word of a clip in the Speech Commands layout: its folder's name.
+fn folder_word(path: &str) -> String {
+    std::path::Path::new(path)
+        .parent()
+        .and_then(|p| p.file_name())
+        .map_or_else(|| "?".to_string(), |w| w.to_string_lossy().into_owned())
 }
 
 /// Noise level (RMS) of a stream's background: quiet to noisy room.
@@ -172,6 +194,7 @@ pub fn keyword_stream(m: &Material, minutes: f64, rate: u32, seed: u64) -> Strea
     let mut s = Stream {
         samples: Vec::new(),
         words: Vec::new(),
+        said: Vec::new(),
         rate,
     };
     let level = bed_level(&mut rng);
@@ -205,6 +228,7 @@ pub fn no_command_stream(m: &Material, minutes: f64, rate: u32, seed: u64) -> St
     let mut s = Stream {
         samples: Vec::new(),
         words: Vec::new(),
+        said: Vec::new(),
         rate,
     };
     let level = bed_level(&mut rng);
@@ -215,12 +239,12 @@ pub fn no_command_stream(m: &Material, minutes: f64, rate: u32, seed: u64) -> St
     while s.seconds() < minutes * 60.0 {
         let use_sentence = !m.sentences.is_empty() && (m.others.is_empty() || rng.below(2) == 0);
         if use_sentence {
-            let x = &m.sentences[rng.below(m.sentences.len())];
-            s.speech(x, &m.noise, level, &mut rng);
+            let (text, x) = &m.sentences[rng.below(m.sentences.len())];
+            s.say(text, x, &m.noise, level, &mut rng);
         } else {
             for _ in 0..2 + rng.below(5) {
-                let x = trim(&m.others[rng.below(m.others.len())], rate);
-                s.speech(&x, &m.noise, level, &mut rng);
+                let (word, x) = &m.others[rng.below(m.others.len())];
+                s.say(word, &trim(x, rate), &m.noise, level, &mut rng);
                 let pause = rng.range(0.05, 0.3);
                 s.noise_gap(&m.noise, level, pause, &mut rng);
             }
@@ -313,6 +337,35 @@ pub fn detect(model: &Model, frames: &Frames, mut cfg: DetectorConfig) -> Vec<Ev
         .collect();
     events.extend(d.flush());
     events
+}
+
+/// A false alarm and what was said under it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FalseAlarm {
+    pub word: String,
+    /// Seconds from the start of the no-command stream.
+    pub start: f64,
+    /// The other word or sentence the event overlaps most; `None` in a pause.
+    pub said: Option<String>,
+}
+
+/// Names what each event of a no-command stream fired on.
+pub fn false_alarm_causes(events: &[Event], said: &[Placed]) -> Vec<FalseAlarm> {
+    events
+        .iter()
+        .map(|e| {
+            let overlap = |p: &Placed| e.end.min(p.end) - e.start.max(p.start);
+            let best = said
+                .iter()
+                .filter(|p| overlap(p) > 0.0)
+                .max_by(|a, b| overlap(a).total_cmp(&overlap(b)));
+            FalseAlarm {
+                word: e.word.clone(),
+                start: e.start,
+                said: best.map(|p| p.word.clone()),
+            }
+        })
+        .collect()
 }
 
 /// One threshold of the sweep.
@@ -447,6 +500,25 @@ pub fn measure_operating_points(
             (op.false_alarms_per_hour, p)
         })
         .collect()
+}
+
+/// The false alarms of the model's operating point for `per_hour` in the no-command
+/// stream, each with what was said under it; `None` for a model not calibrated.
+pub fn false_alarms_at(
+    model: &Model,
+    no_command: (&Frames, &Stream),
+    per_hour: f32,
+) -> Option<(f32, Vec<FalseAlarm>)> {
+    let op = model.config.operating_point(per_hour)?;
+    let events = detect(
+        model,
+        no_command.0,
+        per_word(&op.thresholds, op.sustain_frames),
+    );
+    Some((
+        op.false_alarms_per_hour,
+        false_alarm_causes(&events, &no_command.1.said),
+    ))
 }
 
 /// Threshold steps calibration moves a word through.
@@ -600,12 +672,35 @@ mod tests {
     }
 
     #[test]
+    fn a_false_alarm_is_put_on_what_it_overlaps_most() {
+        let said = [
+            Placed {
+                word: "dog".into(),
+                start: 1.0,
+                end: 1.6,
+            },
+            Placed {
+                word: "the train leaves".into(),
+                start: 1.7,
+                end: 4.0,
+            },
+        ];
+        let causes = false_alarm_causes(
+            &[ev("down", 1.2, 1.8), ev("go", 1.5, 2.5), ev("up", 5.0, 5.5)],
+            &said,
+        );
+        let on: Vec<Option<&str>> = causes.iter().map(|c| c.said.as_deref()).collect();
+        assert_eq!(on, [Some("dog"), Some("the train leaves"), None]);
+        assert_eq!(causes[0].word, "down");
+    }
+
+    #[test]
     fn streams_are_reproducible_and_hold_their_words() {
         let clip = |f: f32| (0..16000).map(|i| (i as f32 * f).sin() * 0.3).collect();
         let m = Material {
             keywords: vec![("yes".into(), clip(0.05)), ("no".into(), clip(0.07))],
-            others: vec![clip(0.03)],
-            sentences: vec![clip(0.02)],
+            others: vec![("bed".into(), clip(0.03))],
+            sentences: vec![("a sentence".into(), clip(0.02))],
             noise: vec![
                 (0..50_000)
                     .map(|i| ((i * 7919) % 13) as f32 / 13.0 - 0.5)
@@ -623,6 +718,11 @@ mod tests {
         }
         let c = no_command_stream(&m, 0.5, 16000, 3);
         assert!(c.words.is_empty() && c.seconds() >= 30.0);
+        assert!(c.said.iter().any(|p| p.word == "bed"));
+        assert!(c.said.iter().any(|p| p.word == "a sentence"));
+        for p in c.said.windows(2) {
+            assert!(p[1].start >= p[0].end);
+        }
         assert_ne!(no_command_stream(&m, 0.5, 16000, 4).samples, c.samples);
     }
 }

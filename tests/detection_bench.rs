@@ -48,8 +48,9 @@ fn the_sweep_trades_hits_for_false_alarms_and_is_reproducible() {
         return;
     };
     let model = "models/gsc12.safetensors";
-    let a = bench(&data, model, &["--thresholds", "0.3,0.6,0.95"]);
-    assert_eq!(a, bench(&data, model, &["--thresholds", "0.3,0.6,0.95"]));
+    let args = ["--thresholds", "0.3,0.6,0.95", "--false-alarms-per-hour", "50"];
+    let a = bench(&data, model, &args);
+    assert_eq!(a, bench(&data, model, &args));
     let summary = a["summary"].as_str().unwrap();
     if std::env::var("SPIKEWORD_REQUIRE_TTS").as_deref() == Ok("1") {
         assert!(!summary.contains("no espeak"), "{summary}");
@@ -69,6 +70,22 @@ fn the_sweep_trades_hits_for_false_alarms_and_is_reproducible() {
         "a 0.3 threshold raises more alarms than 0.95: {p:?}"
     );
     assert!(p[0]["keywords"].as_u64().unwrap() >= 20);
+    // The 50/h point's false alarms, each with what was said under it.
+    let listed = a["false_alarms"]["events"].as_array().unwrap();
+    let point = a["operating_points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["calibrated_for_per_hour"].as_f64() == Some(50.0))
+        .expect("the bundled model has a 50/h point");
+    assert_eq!(
+        listed.len() as u64,
+        point["measured"]["false_alarms"].as_u64().unwrap()
+    );
+    for e in listed {
+        assert!(e["start"].as_f64().unwrap() >= 0.0, "{e}");
+        assert!(e["said"].is_null() || e["said"].is_string(), "{e}");
+    }
     // Another seed, other streams.
     let b = bench(&data, model, &["--thresholds", "0.3", "--seed", "2"]);
     assert_ne!(a["points"][0], b["points"][0]);

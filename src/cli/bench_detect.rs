@@ -7,8 +7,8 @@ use spikeword::Model;
 use spikeword::data::{Dataset, Split};
 use spikeword::eval::model_split_rule;
 use spikeword::stream_bench::{
-    Frames, Material, Point, SENTENCES, Stream, keyword_stream, measure_operating_points,
-    no_command_stream, run_stream, sweep,
+    FalseAlarm, Frames, Material, Point, SENTENCES, Stream, false_alarms_at, keyword_stream,
+    measure_operating_points, no_command_stream, run_stream, sweep,
 };
 
 #[derive(clap::Args)]
@@ -26,6 +26,10 @@ pub struct Args {
     /// operating points were calibrated, else 0).
     #[arg(long, value_parser = super::values::sustain_seconds)]
     sustain: Option<f32>,
+    /// The calibrated operating point whose false alarms are listed with what was said
+    /// under each (default 5 per hour).
+    #[arg(long, value_parser = super::values::non_negative)]
+    false_alarms_per_hour: Option<f32>,
     /// One JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -133,13 +137,18 @@ pub fn run(a: Args) -> Result<ExitCode> {
         (&s.other_frames, &s.other),
     );
     let nc = &s.other;
+    let rate = a
+        .false_alarms_per_hour
+        .unwrap_or(spikeword::config::DEFAULT_FALSE_ALARMS_PER_HOUR);
+    let alarms = false_alarms_at(&model, (&s.other_frames, nc), rate);
     if a.json {
         let ops: Vec<_> = calibrated
             .iter()
             .map(|(r, p)| serde_json::json!({"calibrated_for_per_hour": r, "measured": p}))
             .collect();
         let j = serde_json::json!({"summary": s.summary, "keyword_minutes": s.keyword.hours() * 60.0,
-            "no_command_minutes": nc.hours() * 60.0, "points": points, "operating_points": ops});
+            "no_command_minutes": nc.hours() * 60.0, "points": points, "operating_points": ops,
+            "false_alarms": alarms.as_ref().map(|a| serde_json::json!({"point_per_hour": a.0, "events": a.1}))});
         println!("{j}");
     } else {
         println!("{}", s.summary);
@@ -152,6 +161,9 @@ pub fn run(a: Args) -> Result<ExitCode> {
                 p.keywords,
                 p.false_alarms_per_hour
             );
+        }
+        if let Some((rate, alarms)) = &alarms {
+            print!("{}", false_alarm_lines(*rate, alarms));
         }
     }
     if let Some(p) = &a.png {
@@ -187,6 +199,34 @@ fn det_picture(
     spikeword::plot::det_png("detection in running speech", &curves, 0.5 / hours, path)?;
     eprintln!("wrote {}", path.display());
     Ok(())
+}
+
+/// What the default operating point fired on in the no-command stream, most frequent
+/// first (at most eight lines).
+fn false_alarm_lines(rate: f32, alarms: &[FalseAlarm]) -> String {
+    let mut s = format!(
+        "false alarms of the {rate}/h point in the no-command stream: {}\n",
+        alarms.len()
+    );
+    let mut causes: Vec<(String, usize)> = Vec::new();
+    for a in alarms {
+        let cause = match &a.said {
+            Some(said) => format!("{} on {said:?}", a.word),
+            None => format!("{} in a pause", a.word),
+        };
+        match causes.iter_mut().find(|(c, _)| *c == cause) {
+            Some((_, n)) => *n += 1,
+            None => causes.push((cause, 1)),
+        }
+    }
+    causes.sort_by(|a, b| b.1.cmp(&a.1));
+    for (cause, n) in causes.iter().take(8) {
+        s.push_str(&format!("  {n} × {cause}\n"));
+    }
+    if causes.len() > 8 {
+        s.push_str(&format!("  … and {} more\n", causes.len() - 8));
+    }
+    s
 }
 
 fn table(points: &[Point]) -> String {

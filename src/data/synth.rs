@@ -194,14 +194,14 @@ pub fn synthesize(opts: &SynthOptions) -> Result<SynthReport> {
 
 /// Running speech: each text spoken by `voices` voices of every engine asked for (a
 /// seeded choice; engines that are not installed are skipped with a warning), trimmed of
-/// silence, at a random peak level, at any length. Returns the recordings with the
-/// engines found missing.
+/// silence, at a random peak level, at any length. Returns the recordings with their
+/// texts, and the engines found missing.
 pub fn speak_texts(
     texts: &[&str],
     engines: &[String],
     voices: usize,
     seed: u64,
-) -> Result<(Vec<Vec<f32>>, Vec<String>)> {
+) -> Result<(Vec<(String, Vec<f32>)>, Vec<String>)> {
     let tmp = TempDir::new()?;
     let (mut out, mut missing) = (Vec::new(), Vec::new());
     for engine in parse_engines(engines)? {
@@ -220,7 +220,7 @@ pub fn speak_texts(
                     Ok(Some(mut x)) => {
                         let max = x.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
                         x.iter_mut().for_each(|v| *v *= peak / max);
-                        out.push(x);
+                        out.push((text.to_string(), x));
                     }
                     Ok(None) => eprintln!("warning: {}: no speech for {text:?}", voice.speaker),
                     Err(e) => eprintln!("warning: {} on {text:?}: {e}", voice.speaker),
