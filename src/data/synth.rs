@@ -192,6 +192,9 @@ pub fn synthesize(opts: &SynthOptions) -> Result<SynthReport> {
     Ok(report)
 }
 
+/// A text and a recording of it.
+pub type Spoken = (String, Vec<f32>);
+
 /// Running speech: each text spoken by `voices` voices of every engine asked for (a
 /// seeded choice; engines that are not installed are skipped with a warning), trimmed of
 /// silence, at a random peak level, at any length. Returns the recordings with their
@@ -201,7 +204,7 @@ pub fn speak_texts(
     engines: &[String],
     voices: usize,
     seed: u64,
-) -> Result<(Vec<(String, Vec<f32>)>, Vec<String>)> {
+) -> Result<(Vec<Spoken>, Vec<String>)> {
     let tmp = TempDir::new()?;
     let (mut out, mut missing) = (Vec::new(), Vec::new());
     for engine in parse_engines(engines)? {
