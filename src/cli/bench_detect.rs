@@ -219,7 +219,7 @@ fn false_alarm_lines(rate: f32, alarms: &[FalseAlarm]) -> String {
             None => causes.push((cause, 1)),
         }
     }
-    causes.sort_by(|a, b| b.1.cmp(&a.1));
+    causes.sort_by_key(|c| std::cmp::Reverse(c.1));
     for (cause, n) in causes.iter().take(8) {
         s.push_str(&format!("  {n} × {cause}\n"));
     }
