@@ -1,9 +1,9 @@
 //! Vocal-tract-length perturbation (Jaitly & Hinton, 2013) of a waveform: the spectrum's
 //! frequency axis is stretched by a factor α below a boundary and bent back linearly
-//! above it so that Nyquist stays in place. A longer or shorter vocal tract moves the
-//! formants without changing the pitch's harmonics spacing much, which speed
-//! perturbation (tape speed) cannot do alone. Done on the waveform, not on the student's
-//! filterbank, so that a teacher hears the same perturbed voice.
+//! above it so that Nyquist stays in place: formants (and harmonics) move as in a
+//! longer or shorter vocal tract while the timing stays, where speed perturbation (tape
+//! speed) changes both together. Done on the waveform, not on the student's filterbank,
+//! so that a teacher hears the same perturbed voice.
 
 use realfft::RealFftPlanner;
 use realfft::num_complex::Complex;
