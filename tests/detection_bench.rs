@@ -48,7 +48,12 @@ fn the_sweep_trades_hits_for_false_alarms_and_is_reproducible() {
         return;
     };
     let model = "models/gsc12.safetensors";
-    let args = ["--thresholds", "0.3,0.6,0.95", "--false-alarms-per-hour", "50"];
+    let args = [
+        "--thresholds",
+        "0.3,0.6,0.95",
+        "--false-alarms-per-hour",
+        "50",
+    ];
     let a = bench(&data, model, &args);
     assert_eq!(a, bench(&data, model, &args));
     let summary = a["summary"].as_str().unwrap();
