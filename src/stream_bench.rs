@@ -161,7 +161,7 @@ impl Material {
         for c in clips {
             match labels[c.label].as_str() {
                 SILENCE => {}
-                UNKNOWN => others.push((folder_word(&c.name), c.samples)),
+                UNKNOWN => others.push((c.word, c.samples)),
                 w => keywords.push((w.to_string(), c.samples)),
             }
         }
@@ -172,14 +172,6 @@ impl Material {
             noise,
         }
     }
-}
-
-/// The word of a clip in the Speech Commands layout: its folder's name.
-fn folder_word(path: &str) -> String {
-    std::path::Path::new(path)
-        .parent()
-        .and_then(|p| p.file_name())
-        .map_or_else(|| "?".to_string(), |w| w.to_string_lossy().into_owned())
 }
 
 /// Noise level (RMS) of a stream's background: quiet to noisy room.

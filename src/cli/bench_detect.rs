@@ -201,8 +201,8 @@ fn det_picture(
     Ok(())
 }
 
-/// What the default operating point fired on in the no-command stream, most frequent
-/// first (at most eight lines).
+/// What an operating point fired on in the no-command stream, most frequent first (at
+/// most eight lines).
 fn false_alarm_lines(rate: f32, alarms: &[FalseAlarm]) -> String {
     let mut s = format!(
         "false alarms of the {rate}/h point in the no-command stream: {}\n",

@@ -8,12 +8,14 @@ use crate::util::parallel_map;
 
 use super::gsc::{Dataset, Split, label_index};
 
-/// A clip in memory with its class index.
+/// A clip in memory with its class index and the word spoken (its folder; `_silence_`
+/// for noise crops).
 #[derive(Debug, Clone)]
 pub struct LabeledAudio {
     pub name: String,
     pub samples: Vec<f32>,
     pub label: usize,
+    pub word: String,
 }
 
 /// Loads the clips of `split` (all when `None`) under a Speech Commands folder, labelled for
@@ -26,22 +28,25 @@ pub fn load_labeled(
     rate: u32,
 ) -> (Vec<LabeledAudio>, Vec<(String, String)>) {
     let len = rate as usize;
-    let wanted: Vec<(&Path, usize)> = ds
+    let wanted: Vec<(&Path, usize, &str)> = ds
         .clips
         .iter()
         .filter(|c| split.is_none_or(|s| c.split == s))
-        .filter_map(|c| label_index(labels, &c.word).map(|l| (c.path.as_path(), l)))
+        .filter_map(|c| {
+            label_index(labels, &c.word).map(|l| (c.path.as_path(), l, c.word.as_str()))
+        })
         .collect();
-    let loaded = parallel_map(&wanted, |(p, l)| {
+    let loaded = parallel_map(&wanted, |(p, l, w)| {
         load_wav(p, rate).map(|x| LabeledAudio {
             name: p.display().to_string(),
             samples: fit_length(&x, len),
             label: *l,
+            word: w.to_string(),
         })
     });
     let mut out = Vec::new();
     let mut failed = Vec::new();
-    for ((p, _), r) in wanted.iter().zip(loaded) {
+    for ((p, _, _), r) in wanted.iter().zip(loaded) {
         match r {
             Ok(a) => out.push(a),
             Err(e) => failed.push((p.display().to_string(), e.to_string())),
@@ -62,6 +67,7 @@ pub fn load_labeled(
                                 name: format!("{}#{k}", p.display()),
                                 samples: fit_length(c, len),
                                 label: si,
+                                word: SILENCE.to_string(),
                             });
                         }
                     }
