@@ -152,8 +152,7 @@ struct Voice {
     speaker: String,
     /// flite and gnuspeech: mean F0 around which the pitch is drawn.
     f0: Option<f32>,
-    /// gnuspeech: the script it runs and the vocal tract's length (cm).
-    script: Option<PathBuf>,
+    /// gnuspeech: the vocal tract's length (cm).
     tract_cm: Option<f32>,
 }
 
@@ -519,7 +518,6 @@ fn discover_espeak() -> Result<Vec<Voice>, String> {
                     select: acc.to_string(),
                     speaker: safe_id(&format!("espeak-{acc}")),
                     f0: None,
-                    script: None,
                     tract_cm: None,
                 });
             }
@@ -530,7 +528,6 @@ fn discover_espeak() -> Result<Vec<Voice>, String> {
                     select: format!("{acc}+{var}"),
                     speaker: safe_id(&format!("espeak-{acc}-{var}")),
                     f0: None,
-                    script: None,
                     tract_cm: None,
                 });
             }
@@ -572,7 +569,6 @@ fn discover_flite() -> Result<Vec<Voice>, String> {
             select: name.clone(),
             speaker: safe_id(&format!("flite-{person}")),
             f0: FLITE_F0.iter().find(|(n, _)| n == name).map(|&(_, f)| f),
-            script: None,
             tract_cm: None,
         });
     }
@@ -615,7 +611,6 @@ fn discover_festival() -> Result<Vec<Voice>, String> {
             select: name.into(),
             speaker: safe_id(&format!("festival-{short}")),
             f0: None,
-            script: None,
             tract_cm: None,
         });
     }
@@ -670,7 +665,6 @@ fn discover_gnuspeech() -> Result<Vec<Voice>, String> {
                 select: preset.to_string(),
                 speaker: safe_id(&format!("gnuspeech-{preset}-{:.0}mm", tract * 10.0)),
                 f0: Some(f0),
-                script: Some(script.clone()),
                 tract_cm: Some(tract),
             });
         }
@@ -737,7 +731,7 @@ fn render(voice: &Voice, word: &str, prosody: (f32, f32), tmp: &Path) -> Result<
         Engine::GnuSpeech => {
             let tempo = 0.8 + 0.4 * u_rate;
             let f0 = voice.f0.unwrap_or(150.0) * (0.85 + 0.3 * u_pitch);
-            cmd.arg(voice.script.as_deref().unwrap_or(Path::new("speak.mjs")));
+            cmd.arg(gnuspeech_script());
             cmd.args(["--text", word, "--preset", &voice.select]);
             if let Some(cm) = voice.tract_cm {
                 cmd.args(["--tract-length", &format!("{cm:.2}")]);
