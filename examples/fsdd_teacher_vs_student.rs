@@ -99,22 +99,12 @@ fn line(name: &str, correct: usize, n: usize) -> String {
     format!("  {name:<28} {}", accuracy_with_interval(correct, n))
 }
 
-/// `MODEL` or `MODEL@N` (network N of an ensemble), default the bundled model.
+/// `MODEL`, `MODEL@N` or `MODEL@A-B` (networks of an ensemble), default the bundled model.
 fn load_student(arg: Option<&str>) -> Result<Model> {
-    let (path, member) = match arg {
-        None => (spikeword::model::default_model_path(), None),
-        Some(a) => match a.rsplit_once('@') {
-            Some((p, n)) => (PathBuf::from(p), Some(n.parse::<usize>()?)),
-            None => (PathBuf::from(a), None),
-        },
-    };
-    let model = Model::load(&path)?;
-    match member {
-        Some(n) => model
-            .member(n)
-            .with_context(|| format!("{}: no network {n}", path.display())),
-        None => Ok(model),
-    }
+    Ok(match arg {
+        None => Model::load(&spikeword::model::default_model_path())?,
+        Some(spec) => Model::load_spec(spec)?,
+    })
 }
 
 fn main() -> Result<()> {

@@ -81,6 +81,21 @@ fn fold_normalisation(l: &mut SpikingLayer, own: (&[f32], &[f32]), common: (&[f3
 }
 
 /// Tensor-name prefix of ensemble member `k` (none for the first, as in one-network files).
+/// The file of a [`Model::load_spec`] argument and what follows its `@`, if anything.
+pub fn split_spec(spec: &str) -> (&Path, Option<&str>) {
+    match spec.rsplit_once('@') {
+        Some((file, range)) if !Path::new(spec).exists() => (Path::new(file), Some(range)),
+        _ => (Path::new(spec), None),
+    }
+}
+
+/// `N` or `A-B` (A ≤ B) as an inclusive range of network numbers.
+fn parse_network_range(s: &str) -> Option<(usize, usize)> {
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let (a, b) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+    (a <= b).then_some((a, b))
+}
+
 fn member_prefix(k: usize) -> String {
     if k == 0 {
         String::new()
@@ -169,6 +184,35 @@ impl Model {
             _ => ModelError::Io(e),
         })?;
         Self::from_bytes(&bytes, &p)
+    }
+
+    /// A model file, or some networks of an ensemble file: `FILE@N` (network N, 0-based)
+    /// or `FILE@A-B` (networks A to B, in order). A file whose own name holds the `@` is
+    /// read as it is.
+    pub fn load_spec(spec: &str) -> Result<Model, ModelError> {
+        let (file, Some(range)) = split_spec(spec) else {
+            return Self::load(Path::new(spec));
+        };
+        let bad = |why: String| ModelError::Invalid(spec.to_string(), why);
+        let (first, last) = parse_network_range(range).ok_or_else(|| {
+            bad(format!(
+                "`{range}` after @ is not a network number N or range A-B"
+            ))
+        })?;
+        let model = Self::load(file)?;
+        let n = model.net.len();
+        if last >= n {
+            return Err(bad(format!("it has networks 0 to {}", n - 1)));
+        }
+        if first == last {
+            return model
+                .member(first)
+                .ok_or_else(|| bad("no such network".into()));
+        }
+        let members = (first..=last).filter_map(|k| model.member(k)).collect();
+        let mut chosen = Self::ensemble(members)?;
+        chosen.set_decision_frames(model.config.network.decision_frames)?;
+        Ok(chosen)
     }
 
     /// Reads a model from the bytes of a file named `p` (for messages): the header, the

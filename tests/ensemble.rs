@@ -385,3 +385,42 @@ fn the_joint_readout_learns_running_speech_as_unknown() {
     );
     assert!(after > before, "{rep}");
 }
+
+#[test]
+fn networks_of_an_ensemble_file_are_chosen_by_number_or_range() {
+    let (a, b) = two_members();
+    let d = tempfile::tempdir().unwrap();
+    let [_, _, pe] = saved(&d, &a, &b);
+    Model::ensemble(vec![a.clone(), b.clone(), a.clone()])
+        .unwrap()
+        .save(&pe)
+        .unwrap();
+    let spec = |s: &str| format!("{}@{s}", pe.display());
+    let one = Model::load_spec(&spec("1")).unwrap();
+    assert_eq!(one.net.len(), 1);
+    assert_eq!(one.net.first().readout.w, b.net.first().readout.w);
+    let two = Model::load_spec(&spec("0-1")).unwrap();
+    let mut mf = MelFrame::new(&a.config.features);
+    let x = clip("left");
+    let both = Model::ensemble(vec![a.clone(), b.clone()]).unwrap();
+    assert_eq!(
+        two.classify(&mut mf, &x).logits,
+        both.classify(&mut mf, &x).logits
+    );
+    for (s, says) in [
+        ("3", "networks 0 to 2"),
+        ("1-5", "networks 0 to 2"),
+        ("2-1", "not a network number"),
+        ("x", "not a network number"),
+    ] {
+        let err = Model::load_spec(&spec(s)).unwrap_err().to_string();
+        assert!(err.contains(says), "{s}: {err}");
+    }
+    // A file whose name holds an @ is read as it is.
+    let odd = d.path().join("odd@2.safetensors");
+    a.save(&odd).unwrap();
+    assert_eq!(
+        Model::load_spec(odd.to_str().unwrap()).unwrap().net.len(),
+        1
+    );
+}

@@ -10,6 +10,7 @@ use spikeword::Model;
 use spikeword::data::load_labeled;
 use spikeword::data::{Dataset, Split};
 use spikeword::eval::{evaluate, model_split_rule};
+use spikeword::model::split_spec;
 use spikeword::train::joint_readout::{JointFitOptions, JointFitReport, fit_joint_readout};
 use spikeword::train::negatives::{MiningOptions, MiningReport, mine};
 use spikeword::train::replay_pick::model_file_store;
@@ -17,9 +18,10 @@ use spikeword::train::replay_pick::model_file_store;
 #[derive(clap::Args)]
 pub struct Args {
     /// Member model files (each from `spikeword train`, or ensembles themselves; one
-    /// ensemble alone: its readouts refitted with `--joint-readout`).
+    /// ensemble alone: its readouts refitted with `--joint-readout`). `FILE@N` takes
+    /// network N (0-based) of an ensemble file, `FILE@A-B` networks A to B.
     #[arg(required = true, num_args = 1..)]
-    models: Vec<PathBuf>,
+    models: Vec<String>,
     /// The ensemble file to write.
     #[arg(long)]
     out: PathBuf,
@@ -111,11 +113,11 @@ pub fn run(a: Args) -> Result<ExitCode> {
 }
 
 /// Refuses to write the ensemble over one of its members.
-fn check_out_is_new(out: &Path, models: &[PathBuf]) -> Result<()> {
+fn check_out_is_new(out: &Path, models: &[String]) -> Result<()> {
     let same =
-        |p: &PathBuf| matches!((p.canonicalize(), out.canonicalize()), (Ok(x), Ok(y)) if x == y);
-    for p in models {
-        if same(p) {
+        |p: &Path| matches!((p.canonicalize(), out.canonicalize()), (Ok(x), Ok(y)) if x == y);
+    for spec in models {
+        if same(split_spec(spec).0) {
             bail!(
                 "--out {} is one of the members: choose another file",
                 out.display()
@@ -126,10 +128,10 @@ fn check_out_is_new(out: &Path, models: &[PathBuf]) -> Result<()> {
 }
 
 /// Loads the members into one ensemble, recording today's date and the member files.
-fn combine(paths: &[PathBuf], decision_frames: Option<usize>) -> Result<Model> {
+fn combine(paths: &[String], decision_frames: Option<usize>) -> Result<Model> {
     let members = paths
         .iter()
-        .map(|p| Model::load(p).with_context(|| format!("member {}", p.display())))
+        .map(|p| Model::load_spec(p).with_context(|| format!("member {p}")))
         .collect::<Result<Vec<_>>>()?;
     let mut model = Model::ensemble(members)?;
     if let Some(n) = decision_frames {
@@ -137,11 +139,7 @@ fn combine(paths: &[PathBuf], decision_frames: Option<usize>) -> Result<Model> {
     }
     let date = spikeword::util::today_utc();
     model.training["date"] = date.into();
-    model.training["member_files"] = paths
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .into();
+    model.training["member_files"] = paths.to_vec().into();
     Ok(model)
 }
 
