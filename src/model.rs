@@ -34,6 +34,9 @@ pub enum ModelError {
     Version { path: String, found: String },
     #[error("model {0} is inconsistent: {1}")]
     Invalid(String, String),
+    /// `FILE@N` naming a network the file does not have, or not a number.
+    #[error("{0}: {1}")]
+    Networks(String, String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -193,7 +196,7 @@ impl Model {
         let (file, Some(range)) = split_spec(spec) else {
             return Self::load(Path::new(spec));
         };
-        let bad = |why: String| ModelError::Invalid(spec.to_string(), why);
+        let bad = |why: String| ModelError::Networks(spec.to_string(), why);
         let (first, last) = parse_network_range(range).ok_or_else(|| {
             bad(format!(
                 "`{range}` after @ is not a network number N or range A-B"

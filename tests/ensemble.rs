@@ -236,6 +236,20 @@ fn the_ensemble_command_writes_a_file_the_other_commands_use() {
     let (code, _, err) = run(&["ensemble", &s(&pa), &s(&pb), "--out", &s(&pa)]);
     assert_eq!(code, Some(1));
     assert!(err.contains("one of the members"), "{err}");
+    let (code, _, err) = run(&["ensemble", &format!("{}@1", s(&pe)), "--out", &s(&pe)]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("one of the members"), "{err}");
+    // Networks of an ensemble file are members; one it does not have is refused.
+    let two = s(&d.path().join("two.safetensors"));
+    let one_of = |n: &str| format!("{}@{n}", s(&pe));
+    let (code, _, err) = run(&["ensemble", &one_of("1"), &s(&pa), "--out", &two]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = run(&["ensemble", &one_of("2"), &s(&pa), "--out", &two]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("member 1") && err.contains("networks 0 to 1"),
+        "{err}"
+    );
     let (code, _, err) = run(&[
         "train",
         "--data",

@@ -131,7 +131,8 @@ fn check_out_is_new(out: &Path, models: &[String]) -> Result<()> {
 fn combine(paths: &[String], decision_frames: Option<usize>) -> Result<Model> {
     let members = paths
         .iter()
-        .map(|p| Model::load_spec(p).with_context(|| format!("member {p}")))
+        .enumerate()
+        .map(|(k, p)| Model::load_spec(p).with_context(|| format!("member {}", k + 1)))
         .collect::<Result<Vec<_>>>()?;
     let mut model = Model::ensemble(members)?;
     if let Some(n) = decision_frames {
