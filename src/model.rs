@@ -83,7 +83,6 @@ fn fold_normalisation(l: &mut SpikingLayer, own: (&[f32], &[f32]), common: (&[f3
     }
 }
 
-/// Tensor-name prefix of ensemble member `k` (none for the first, as in one-network files).
 /// The file of a [`Model::load_spec`] argument and what follows its `@`, if anything.
 pub fn split_spec(spec: &str) -> (&Path, Option<&str>) {
     match spec.rsplit_once('@') {
@@ -99,6 +98,7 @@ fn parse_network_range(s: &str) -> Option<(usize, usize)> {
     (a <= b).then_some((a, b))
 }
 
+/// Tensor-name prefix of ensemble member `k` (none for the first, as in one-network files).
 fn member_prefix(k: usize) -> String {
     if k == 0 {
         String::new()
@@ -212,10 +212,8 @@ impl Model {
                 .member(first)
                 .ok_or_else(|| bad("no such network".into()));
         }
-        let members = (first..=last).filter_map(|k| model.member(k)).collect();
-        let mut chosen = Self::ensemble(members)?;
-        chosen.set_decision_frames(model.config.network.decision_frames)?;
-        Ok(chosen)
+        // Each member carries the file's decision window, which the ensemble keeps.
+        Self::ensemble((first..=last).filter_map(|k| model.member(k)).collect())
     }
 
     /// Reads a model from the bytes of a file named `p` (for messages): the header, the

@@ -414,6 +414,10 @@ fn networks_of_an_ensemble_file_are_chosen_by_number_or_range() {
     assert_eq!(one.net.len(), 1);
     assert_eq!(one.net.first().readout.w, b.net.first().readout.w);
     let two = Model::load_spec(&spec("0-1")).unwrap();
+    assert_eq!(
+        two.config.network.decision_frames,
+        a.config.network.decision_frames
+    );
     let mut mf = MelFrame::new(&a.config.features);
     let x = clip("left");
     let both = Model::ensemble(vec![a.clone(), b.clone()]).unwrap();
