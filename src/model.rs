@@ -37,8 +37,9 @@ pub enum ModelError {
     /// `FILE@N` naming a network the file does not have, or not a number.
     #[error("{0}: {1}")]
     Networks(String, String),
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
+    /// The file could not be read or written; the path is said, the cause once.
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
 }
 
 /// Result of classifying one clip.
@@ -176,15 +177,15 @@ impl Model {
         meta.insert("training".into(), self.training.to_string());
         let bytes = safetensors::serialize(views, Some(meta))
             .map_err(|e| ModelError::Invalid(path.display().to_string(), e.to_string()))?;
-        crate::util::atomic_write(path, &bytes)?;
-        Ok(())
+        crate::util::atomic_write(path, &bytes)
+            .map_err(|e| ModelError::Io(path.display().to_string(), e))
     }
 
     pub fn load(path: &Path) -> Result<Model, ModelError> {
         let p = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => ModelError::NotFound(p.clone()),
-            _ => ModelError::Io(e),
+            _ => ModelError::Io(p.clone(), e),
         })?;
         Self::from_bytes(&bytes, &p)
     }

@@ -112,7 +112,15 @@ fn a_missing_model_or_one_of_another_version_is_a_clear_error() {
     assert!(stderr(&o).contains("not found"), "{}", stderr(&o));
     assert_eq!(stderr(&o).lines().count(), 1);
 
+    // A path that cannot be read as a file: named once, its cause said once.
     let d = tempfile::tempdir().unwrap();
+    let dir = d.path().to_str().unwrap();
+    let o = run(&["classify", "--model", dir, &clip("yes")]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains(dir), "{err}");
+    assert_eq!(err.matches("os error").count(), 1, "{err}");
+
     let p = d.path().join("old.safetensors");
     let mut meta = std::collections::HashMap::new();
     meta.insert("format".to_string(), "spikeword-model".to_string());
