@@ -37,8 +37,8 @@ pub struct Args {
     /// Epochs of fine-tuning with --finetune.
     #[arg(long, default_value_t = 2, value_parser = super::values::count)]
     finetune_epochs: usize,
-    /// Largest share of held-out old-word clips the new words may take over (the new
-    /// words' biases are lowered until this holds).
+    /// Largest share of held-out old-word clips the new words may take over, as a fraction
+    /// (0.01 = 1 %; the new words' biases are lowered until this holds).
     #[arg(long, default_value_t = 0.01, value_parser = super::values::probability)]
     max_old_drop: f32,
     /// Augmented copies per example.
