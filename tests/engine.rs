@@ -85,27 +85,12 @@ fn a_clip_inside_a_stream_gets_its_offline_label() {
     let Some(agreement) = stream_agreement(&model()) else {
         return;
     };
-    // The aim is 98 %. One network's decision flips on a few per cent of clips under
-    // any perturbation (even one zero-input frame before the clip offline); the default
-    // ensemble averages most of that out, except on clips near a decision boundary
-    // (`cargo run --release --example stream_agreement`).
+    // One network's decision flips on a few per cent of clips under any perturbation
+    // (even one zero-input frame before the clip offline). The ensemble averages that
+    // out; its six short-delay networks (220 ms) forget what came before a word within
+    // its first frames (`cargo run --release --example stream_agreement`).
     for a in agreement {
-        assert!(a >= 0.95, "{agreement:?}");
-    }
-}
-
-#[test]
-fn the_steady_model_keeps_its_offline_word_in_98_percent_of_streams() {
-    let m =
-        Model::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/gsc12_steady.safetensors"))
-            .unwrap();
-    let Some([silence, noise, word]) = stream_agreement(&m) else {
-        return;
-    };
-    // Short synaptic delays (220 ms) and leaks: what came before a word is forgotten
-    // within its first frames (model card, run M).
-    for a in [silence, noise, word] {
-        assert!(a >= 0.98, "{silence} {noise} {word}");
+        assert!(a >= 0.98, "{agreement:?}");
     }
 }
 

@@ -11,6 +11,11 @@ use spikeword::stream_bench::{
     measure_operating_points, no_command_stream, run_stream, sweep,
 };
 
+/// Default stream lengths: 10 minutes resolve 6 false alarms per hour, which is enough
+/// to compare models; calibration picks thresholds for rates down to 0.5/h.
+const BENCH_MINUTES: f32 = 10.0;
+const CALIBRATION_MINUTES: f32 = 30.0;
+
 #[derive(clap::Args)]
 pub struct Args {
     /// Model file (default: the bundled model).
@@ -48,9 +53,10 @@ pub struct StreamArgs {
     /// defaults to test, calibrate to validation.
     #[arg(long, value_enum)]
     split: Option<Split>,
-    /// Minutes of each stream.
-    #[arg(long, default_value_t = 10.0, value_parser = super::values::stream_minutes)]
-    minutes: f32,
+    /// Minutes of each stream (default: 10 for bench-detect; 30 for calibrate, where a
+    /// strict rate needs long streams to be resolved).
+    #[arg(long, value_parser = super::values::stream_minutes)]
+    minutes: Option<f32>,
     /// TTS engines voicing the sentences of the no-command stream (missing ones are
     /// skipped with a warning).
     #[arg(long, value_delimiter = ',', default_value = "espeak,flite,festival")]
@@ -72,8 +78,9 @@ pub struct Streams {
 }
 
 impl StreamArgs {
-    pub fn build(&self, model: &Model, default_split: Split) -> Result<Streams> {
-        let split = self.split.unwrap_or(default_split);
+    /// The streams of `split` (or `default.0`), `minutes` long (or `default.1`).
+    pub fn build(&self, model: &Model, default: (Split, f32)) -> Result<Streams> {
+        let split = self.split.unwrap_or(default.0);
         if split == Split::Train {
             bail!("--split train: detection is measured on held-out speakers (test or validation)");
         }
@@ -87,7 +94,8 @@ impl StreamArgs {
             self.seed,
         )
         .with_context(|| format!("{}", self.data.display()))?;
-        let (minutes, rate) = (self.minutes as f64, model.config.features.sample_rate);
+        let minutes = f64::from(self.minutes.unwrap_or(default.1));
+        let rate = model.config.features.sample_rate;
         let keyword = keyword_stream(&m, minutes, rate, self.seed);
         let other = no_command_stream(&m, minutes, rate, self.seed);
         let summary = format!(
@@ -116,7 +124,7 @@ impl StreamArgs {
 
 pub fn run(a: Args) -> Result<ExitCode> {
     let model = super::load_model(&a.model)?;
-    let s = a.streams.build(&model, Split::Test)?;
+    let s = a.streams.build(&model, (Split::Test, BENCH_MINUTES))?;
     let sustain = match a.sustain {
         Some(secs) => model.config.sustain_frames(secs),
         None => model
@@ -283,7 +291,9 @@ pub fn calibrate(mut a: CalibrateArgs) -> Result<ExitCode> {
     }
     a.rates.sort_by(f32::total_cmp);
     a.rates.dedup();
-    let s = a.streams.build(&model, Split::Validation)?;
+    let s = a
+        .streams
+        .build(&model, (Split::Validation, CALIBRATION_MINUTES))?;
     println!("{}", s.summary);
     let find = if a.per_word {
         spikeword::stream_bench::calibrate_per_word

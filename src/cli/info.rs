@@ -101,22 +101,31 @@ fn print_architecture(m: &Model) {
     print_operating_points(m);
 }
 
-/// ` (N with channels [..], M with ..)` when the members differ in shape, else nothing.
+/// ` (N with channels [..], M with ..)` when the members differ in shape, else nothing;
+/// each group's dilations too when those differ.
 fn shape_groups(m: &Model) -> String {
-    let mut groups: Vec<(&[usize], usize)> = Vec::new();
+    type Shape<'a> = (&'a [usize], &'a [usize]);
+    let mut groups: Vec<(Shape, usize)> = Vec::new();
     for net in &m.net.members {
-        let c = net.config.channels.as_slice();
-        match groups.iter_mut().find(|(g, _)| *g == c) {
+        let shape = (
+            net.config.channels.as_slice(),
+            net.config.dilations.as_slice(),
+        );
+        match groups.iter_mut().find(|(g, _)| *g == shape) {
             Some((_, n)) => *n += 1,
-            None => groups.push((c, 1)),
+            None => groups.push((shape, 1)),
         }
     }
     if groups.len() < 2 {
         return String::new();
     }
+    let same_delays = groups.iter().all(|((_, d), _)| *d == groups[0].0.1);
     let parts: Vec<String> = groups
         .iter()
-        .map(|(c, n)| format!("{n} with channels {c:?}"))
+        .map(|((c, d), n)| match same_delays {
+            true => format!("{n} with channels {c:?}"),
+            false => format!("{n} with channels {c:?} and dilations {d:?}"),
+        })
         .collect();
     format!(" ({})", parts.join(", "))
 }
