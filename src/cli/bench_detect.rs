@@ -78,9 +78,9 @@ pub struct Streams {
 }
 
 impl StreamArgs {
-    /// The streams of `split` (or `default.0`), `minutes` long (or `default.1`).
-    pub fn build(&self, model: &Model, default: (Split, f32)) -> Result<Streams> {
-        let split = self.split.unwrap_or(default.0);
+    /// The streams of `--split` (else `split`), `--minutes` long (else `minutes`).
+    pub fn build(&self, model: &Model, split: Split, minutes: f32) -> Result<Streams> {
+        let split = self.split.unwrap_or(split);
         if split == Split::Train {
             bail!("--split train: detection is measured on held-out speakers (test or validation)");
         }
@@ -94,7 +94,7 @@ impl StreamArgs {
             self.seed,
         )
         .with_context(|| format!("{}", self.data.display()))?;
-        let minutes = f64::from(self.minutes.unwrap_or(default.1));
+        let minutes = f64::from(self.minutes.unwrap_or(minutes));
         let rate = model.config.features.sample_rate;
         let keyword = keyword_stream(&m, minutes, rate, self.seed);
         let other = no_command_stream(&m, minutes, rate, self.seed);
@@ -124,7 +124,7 @@ impl StreamArgs {
 
 pub fn run(a: Args) -> Result<ExitCode> {
     let model = super::load_model(&a.model)?;
-    let s = a.streams.build(&model, (Split::Test, BENCH_MINUTES))?;
+    let s = a.streams.build(&model, Split::Test, BENCH_MINUTES)?;
     let sustain = match a.sustain {
         Some(secs) => model.config.sustain_frames(secs),
         None => model
@@ -293,7 +293,7 @@ pub fn calibrate(mut a: CalibrateArgs) -> Result<ExitCode> {
     a.rates.dedup();
     let s = a
         .streams
-        .build(&model, (Split::Validation, CALIBRATION_MINUTES))?;
+        .build(&model, Split::Validation, CALIBRATION_MINUTES)?;
     println!("{}", s.summary);
     let find = if a.per_word {
         spikeword::stream_bench::calibrate_per_word

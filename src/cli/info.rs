@@ -122,9 +122,12 @@ fn shape_groups(m: &Model) -> String {
     let same_delays = groups.iter().all(|((_, d), _)| *d == groups[0].0.1);
     let parts: Vec<String> = groups
         .iter()
-        .map(|((c, d), n)| match same_delays {
-            true => format!("{n} with channels {c:?}"),
-            false => format!("{n} with channels {c:?} and dilations {d:?}"),
+        .map(|((c, d), n)| {
+            if same_delays {
+                format!("{n} with channels {c:?}")
+            } else {
+                format!("{n} with channels {c:?} and dilations {d:?}")
+            }
         })
         .collect();
     format!(" ({})", parts.join(", "))
