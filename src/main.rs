@@ -12,6 +12,7 @@ use clap::Parser;
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    end_quietly_on_a_closed_pipe();
     let args = cli::Cli::parse();
     match cli::run(args) {
         Ok(code) => code,
@@ -23,3 +24,16 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// Rust starts with SIGPIPE ignored, so a print after the reader left (`spikeword info | head`)
+/// panics; the default action ends the program silently, as other Unix tools do.
+#[cfg(unix)]
+fn end_quietly_on_a_closed_pipe() {
+    // SAFETY: the first call of main, before any other thread exists; SIG_DFL is always valid.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn end_quietly_on_a_closed_pipe() {}

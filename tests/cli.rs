@@ -146,6 +146,29 @@ fn a_missing_model_or_one_of_another_version_is_a_clear_error() {
     );
 }
 
+/// `spikeword info | head -1`: the reader is gone before the program prints.
+#[cfg(unix)]
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let mut child = bin()
+        .args(["info", "--model", model().to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(
+        o.status.signal(),
+        Some(13),
+        "ended by SIGPIPE: {:?}",
+        o.status
+    );
+    assert!(o.stderr.is_empty(), "{}", stderr(&o));
+}
+
 #[test]
 fn detect_finds_the_words_of_the_demo_recording_in_order() {
     // At one threshold for every word (the calibrated default trades words for fewer
