@@ -208,6 +208,13 @@ fn detect_on_a_corrupt_file_fails_cleanly() {
     let o = run(&["detect", &corrupt(d.path())]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).starts_with("error:"));
+    // A folder where a recording should be: named, its cause said once.
+    let dir = d.path().to_str().unwrap();
+    let o = run(&["detect", dir]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains(dir), "{err}");
+    assert_eq!(err.matches("os error").count(), 1, "{err}");
 }
 
 #[test]
@@ -254,6 +261,16 @@ fn inspect_and_features_write_real_files() {
     assert!(o.status.success(), "{}", stderr(&o));
     let bytes = std::fs::read(&png).unwrap();
     assert_eq!(&bytes[1..4], b"PNG");
+    // Written whole through a temporary file: nothing else is left in the folder.
+    assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+    // A picture that cannot be written: its path and the cause, once, on one line.
+    let nowhere = d.path().join("no/such/folder/x.png");
+    let o = run(&["inspect", &clip("yes"), "--png", nowhere.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains(nowhere.to_str().unwrap()), "{err}");
+    assert_eq!(err.matches("os error").count(), 1, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
     let npy = d.path().join("x.npy");
     let o = run(&["features", &clip("yes"), "--out", npy.to_str().unwrap()]);
     assert!(o.status.success());

@@ -35,7 +35,8 @@ pub enum AudioError {
     Resample(String),
     #[error("audio device: {0}")]
     Device(String),
-    #[error("{0}")]
+    // Transparent: the I/O error is the message, not also its own cause (said twice).
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 
