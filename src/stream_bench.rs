@@ -382,6 +382,13 @@ const SLACK_S: f64 = 0.3;
 
 /// Matches events against the placed words: (hits, wrong word or repeated, between words).
 pub fn score_keywords(events: &[Event], words: &[Placed]) -> (usize, usize, usize) {
+    let (found, wrong, between) = match_keywords(events, words);
+    (found.iter().filter(|f| **f).count(), wrong, between)
+}
+
+/// Which placed words an event found, with the events on a word that name another word or
+/// repeat a hit, and the events between words.
+fn match_keywords(events: &[Event], words: &[Placed]) -> (Vec<bool>, usize, usize) {
     let mut found = vec![false; words.len()];
     let (mut wrong, mut between) = (0, 0);
     for e in events {
@@ -401,7 +408,49 @@ pub fn score_keywords(events: &[Event], words: &[Placed]) -> (usize, usize, usiz
             None => between += 1,
         }
     }
-    (found.iter().filter(|f| **f).count(), wrong, between)
+    (found, wrong, between)
+}
+
+/// How many times a command word was said in the keyword stream and found.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct WordHits {
+    pub word: String,
+    pub found: usize,
+    pub said: usize,
+}
+
+/// Each command word's hits, in the order of `labels` (words never said are left out).
+pub fn hits_per_word(events: &[Event], words: &[Placed], labels: &[String]) -> Vec<WordHits> {
+    let (found, _, _) = match_keywords(events, words);
+    labels
+        .iter()
+        .map(|l| {
+            let mine = || words.iter().zip(&found).filter(|(w, _)| w.word == *l);
+            WordHits {
+                word: l.clone(),
+                found: mine().filter(|(_, f)| **f).count(),
+                said: mine().count(),
+            }
+        })
+        .filter(|h| h.said > 0)
+        .collect()
+}
+
+/// Each command word's hits at the model's operating point for `per_hour`; `None` for a
+/// model not calibrated.
+pub fn hits_per_word_at(
+    model: &Model,
+    keyword: (&Frames, &Stream),
+    per_hour: f32,
+) -> Option<(f32, Vec<WordHits>)> {
+    let op = model.config.operating_point(per_hour)?;
+    let events = detect(
+        model,
+        keyword.0,
+        per_word(&op.thresholds, op.sustain_frames),
+    );
+    let hits = hits_per_word(&events, &keyword.1.words, &model.config.labels);
+    Some((op.false_alarms_per_hour, hits))
 }
 
 /// The sweep over `thresholds` (one global threshold for every word).
@@ -661,6 +710,17 @@ mod tests {
         assert_eq!(score_keywords(&events, &words), (1, 2, 1));
         assert_eq!(score_keywords(&[ev("no", 4.8, 5.2)], &words), (1, 0, 0));
         assert_eq!(score_keywords(&[ev("no", 3.4, 4.6)], &words), (0, 0, 1));
+        // Per word, in the labels' order; "up" was never said.
+        let labels = ["up", "no", "yes"].map(String::from);
+        let hits = |word: &str, found, said| WordHits {
+            word: word.into(),
+            found,
+            said,
+        };
+        assert_eq!(
+            hits_per_word(&events, &words, &labels),
+            [hits("no", 0, 1), hits("yes", 1, 1)]
+        );
     }
 
     #[test]

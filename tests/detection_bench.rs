@@ -91,6 +91,11 @@ fn the_sweep_trades_hits_for_false_alarms_and_is_reproducible() {
         assert!(e["start"].as_f64().unwrap() >= 0.0, "{e}");
         assert!(e["said"].is_null() || e["said"].is_string(), "{e}");
     }
+    // The same point's hits word by word add up to its measured hits.
+    let per_word = a["hits_per_word"]["words"].as_array().unwrap();
+    let sum = |k: &str| per_word.iter().map(|w| w[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(sum("found"), point["measured"]["hits"].as_u64().unwrap());
+    assert_eq!(sum("said"), point["measured"]["keywords"].as_u64().unwrap());
     // Another seed, other streams.
     let b = bench(&data, model, &["--thresholds", "0.3", "--seed", "2"]);
     assert_ne!(a["points"][0], b["points"][0]);

@@ -7,8 +7,9 @@ use spikeword::Model;
 use spikeword::data::{Dataset, Split};
 use spikeword::eval::model_split_rule;
 use spikeword::stream_bench::{
-    FalseAlarm, Frames, Material, Point, SENTENCES, Stream, false_alarms_at, keyword_stream,
-    measure_operating_points, no_command_stream, run_stream, sweep,
+    FalseAlarm, Frames, Material, Point, SENTENCES, Stream, WordHits, false_alarms_at,
+    hits_per_word_at, keyword_stream, measure_operating_points, no_command_stream, run_stream,
+    sweep,
 };
 
 /// Default stream lengths: 10 minutes resolve 6 false alarms per hour, which is enough
@@ -149,6 +150,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         .false_alarms_per_hour
         .unwrap_or(spikeword::config::DEFAULT_FALSE_ALARMS_PER_HOUR);
     let alarms = false_alarms_at(&model, (&s.other_frames, nc), rate);
+    let per_word = hits_per_word_at(&model, (&s.keyword_frames, &s.keyword), rate);
     if a.json {
         let ops: Vec<_> = calibrated
             .iter()
@@ -156,7 +158,8 @@ pub fn run(a: Args) -> Result<ExitCode> {
             .collect();
         let j = serde_json::json!({"summary": s.summary, "keyword_minutes": s.keyword.hours() * 60.0,
             "no_command_minutes": nc.hours() * 60.0, "points": points, "operating_points": ops,
-            "false_alarms": alarms.as_ref().map(|a| serde_json::json!({"point_per_hour": a.0, "events": a.1}))});
+            "false_alarms": alarms.as_ref().map(|a| serde_json::json!({"point_per_hour": a.0, "events": a.1})),
+            "hits_per_word": per_word.as_ref().map(|w| serde_json::json!({"point_per_hour": w.0, "words": w.1}))});
         println!("{j}");
     } else {
         println!("{}", s.summary);
@@ -169,6 +172,9 @@ pub fn run(a: Args) -> Result<ExitCode> {
                 p.keywords,
                 p.false_alarms_per_hour
             );
+        }
+        if let Some((rate, hits)) = &per_word {
+            println!("{}", hits_line(*rate, hits));
         }
         if let Some((rate, alarms)) = &alarms {
             print!("{}", false_alarm_lines(*rate, alarms));
@@ -207,6 +213,15 @@ fn det_picture(
     spikeword::plot::det_png("detection in running speech", &curves, 0.5 / hours, path)?;
     eprintln!("wrote {}", path.display());
     Ok(())
+}
+
+/// One line: which command words an operating point finds, word by word.
+fn hits_line(rate: f32, hits: &[WordHits]) -> String {
+    let words: Vec<String> = hits
+        .iter()
+        .map(|h| format!("{} {}/{}", h.word, h.found, h.said))
+        .collect();
+    format!("found by the {rate}/h point: {}", words.join(", "))
 }
 
 /// What an operating point fired on in the no-command stream, most frequent first (at
