@@ -443,14 +443,17 @@ pub fn hits_per_word_at(
     keyword: (&Frames, &Stream),
     per_hour: f32,
 ) -> Option<(f32, Vec<WordHits>)> {
-    let op = model.config.operating_point(per_hour)?;
-    let events = detect(
-        model,
-        keyword.0,
-        per_word(&op.thresholds, op.sustain_frames),
-    );
+    let (rate, events) = events_at(model, keyword.0, per_hour)?;
     let hits = hits_per_word(&events, &keyword.1.words, &model.config.labels);
-    Some((op.false_alarms_per_hour, hits))
+    Some((rate, hits))
+}
+
+/// The events of the model's operating point for `per_hour` over `frames`, with the rate
+/// that point was calibrated for; `None` for a model not calibrated.
+fn events_at(model: &Model, frames: &Frames, per_hour: f32) -> Option<(f32, Vec<Event>)> {
+    let op = model.config.operating_point(per_hour)?;
+    let cfg = per_word(&op.thresholds, op.sustain_frames);
+    Some((op.false_alarms_per_hour, detect(model, frames, cfg)))
 }
 
 /// The sweep over `thresholds` (one global threshold for every word).
@@ -550,16 +553,8 @@ pub fn false_alarms_at(
     no_command: (&Frames, &Stream),
     per_hour: f32,
 ) -> Option<(f32, Vec<FalseAlarm>)> {
-    let op = model.config.operating_point(per_hour)?;
-    let events = detect(
-        model,
-        no_command.0,
-        per_word(&op.thresholds, op.sustain_frames),
-    );
-    Some((
-        op.false_alarms_per_hour,
-        false_alarm_causes(&events, &no_command.1.said),
-    ))
+    let (rate, events) = events_at(model, no_command.0, per_hour)?;
+    Some((rate, false_alarm_causes(&events, &no_command.1.said)))
 }
 
 /// Threshold steps calibration moves a word through.
