@@ -333,7 +333,7 @@ pub const DEFAULT_FALSE_ALARMS_PER_HOUR: f32 = 5.0;
 
 /// Seconds a word must stay above its threshold at the points `calibrate` makes: chosen
 /// on the validation streams (docs/detection.md).
-pub const DEFAULT_SUSTAIN_S: f32 = 0.25;
+pub const DEFAULT_SUSTAIN_S: f32 = 0.35;
 
 impl ModelConfig {
     /// Detector frames of a sustain of `seconds` (one score per frame), at most

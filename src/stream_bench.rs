@@ -64,6 +64,21 @@ impl Stream {
         self.samples.len() as f64 / self.rate as f64 / 3600.0
     }
 
+    /// `next` after this stream (its word times shifted): streams of several seeds, each
+    /// with its own order and noise level, as one.
+    pub fn then(mut self, next: Stream) -> Stream {
+        let at = self.seconds();
+        let shift = |p: Placed| Placed {
+            start: p.start + at,
+            end: p.end + at,
+            ..p
+        };
+        self.words.extend(next.words.into_iter().map(shift));
+        self.said.extend(next.said.into_iter().map(shift));
+        self.samples.extend(next.samples);
+        self
+    }
+
     fn noise_gap(&mut self, noise: &[Vec<f32>], level: f32, s: f32, rng: &mut Rng) {
         let n = (s * self.rate as f32) as usize;
         self.samples.extend(noise_bed(noise, n, level, rng));
@@ -285,6 +300,16 @@ pub fn run_stream(model: &Model, stream: &Stream) -> Frames {
 }
 
 impl Frames {
+    /// Raw class scores, `[frames][classes]` flat.
+    pub fn scores(&self) -> &[f32] {
+        &self.scores
+    }
+
+    /// Log-energy of every frame.
+    pub fn energy(&self) -> &[f32] {
+        &self.energy
+    }
+
     /// Per frame, the highest smoothed probability of a reportable word: how close the
     /// detector (at any threshold) comes to firing there.
     pub fn closest_to_firing(&self, model: &Model) -> Vec<f32> {

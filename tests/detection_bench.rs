@@ -96,9 +96,22 @@ fn the_sweep_trades_hits_for_false_alarms_and_is_reproducible() {
     let sum = |k: &str| per_word.iter().map(|w| w[k].as_u64().unwrap()).sum::<u64>();
     assert_eq!(sum("found"), point["measured"]["hits"].as_u64().unwrap());
     assert_eq!(sum("said"), point["measured"]["keywords"].as_u64().unwrap());
-    // Another seed, other streams.
+    // Another seed, other streams; two seeds, both streams end to end.
     let b = bench(&data, model, &["--thresholds", "0.3", "--seed", "2"]);
     assert_ne!(a["points"][0], b["points"][0]);
+    let a1 = bench(&data, model, &["--thresholds", "0.3"]);
+    let ab = bench(&data, model, &["--thresholds", "0.3", "--seed", "1,2"]);
+    let n = |v: &serde_json::Value, k: &str| v["points"][0][k].as_u64().unwrap();
+    for k in ["keywords", "false_alarms"] {
+        let pair = n(&a1, k) + n(&b, k);
+        assert!(
+            n(&ab, k).abs_diff(pair) <= 1,
+            "{k}: {} against {pair}",
+            n(&ab, k)
+        );
+    }
+    let minutes = ab["keyword_minutes"].as_f64().unwrap();
+    assert!((2.8..3.4).contains(&minutes), "{minutes}");
 }
 
 #[test]
@@ -124,8 +137,11 @@ fn calibrated_thresholds_go_into_the_model_and_detect_uses_them() {
     }
     assert!(pts[0].measured_false_alarms_per_hour <= 1.0);
     assert!(pts[1].measured_hit_rate >= pts[0].measured_hit_rate);
-    // Calibrated with the default sustain (0.25 s: 25 frames), which detect then uses.
-    assert!(pts.iter().all(|p| p.sustain_frames == 25), "{pts:?}");
+    // Calibrated with the default sustain (0.35 s: 35 frames), which detect then uses.
+    assert!(pts.iter().all(|p| p.sustain_frames == 35), "{pts:?}");
+    // On the streams of three seeds (1.5 minutes each), joined.
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(said.contains("(seeds 1, 2, 3)"), "{said}");
     // detect: the default point (5/h, i.e. the 1/h set) against the loose one.
     let events = |extra: &[&str]| {
         let mut args = vec![

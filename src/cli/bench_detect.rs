@@ -16,6 +16,10 @@ use spikeword::stream_bench::{
 /// to compare models; calibration picks thresholds for rates down to 0.5/h.
 const BENCH_MINUTES: f32 = 10.0;
 const CALIBRATION_MINUTES: f32 = 30.0;
+/// Calibration joins streams of three seeds: one stream's false alarms come from a few of
+/// its clips at its one noise level, and thresholds fitted to them missed their rate on
+/// other seeds' streams (docs/detection.md).
+const CALIBRATION_SEEDS: [u64; 3] = [1, 2, 3];
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -54,8 +58,8 @@ pub struct StreamArgs {
     /// defaults to test, calibrate to validation.
     #[arg(long, value_enum)]
     split: Option<Split>,
-    /// Minutes of each stream (default: 10 for bench-detect; 30 for calibrate, where a
-    /// strict rate needs long streams to be resolved).
+    /// Minutes of each stream, per seed (default: 10 for bench-detect; 30 for calibrate,
+    /// where a strict rate needs long streams to be resolved).
     #[arg(long, value_parser = super::values::stream_minutes)]
     minutes: Option<f32>,
     /// TTS engines voicing the sentences of the no-command stream (missing ones are
@@ -65,8 +69,11 @@ pub struct StreamArgs {
     /// Voices per engine and sentence.
     #[arg(long, default_value_t = 2, value_parser = super::values::count)]
     voices: usize,
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+    /// Stream seeds (comma separated): several join their streams end to end, each with
+    /// its own order and noise level (default: 1 for bench-detect; 1,2,3 for calibrate,
+    /// whose false alarms come from a few clips at one noise level per stream).
+    #[arg(long, value_delimiter = ',')]
+    seed: Vec<u64>,
 }
 
 /// Both streams, run through the model once.
@@ -79,12 +86,24 @@ pub struct Streams {
 }
 
 impl StreamArgs {
-    /// The streams of `--split` (else `split`), `--minutes` long (else `minutes`).
-    pub fn build(&self, model: &Model, split: Split, minutes: f32) -> Result<Streams> {
+    /// The streams of `--split` (else `split`), `--minutes` long (else `minutes`) for
+    /// each of `--seed` (else `seeds`).
+    pub fn build(
+        &self,
+        model: &Model,
+        split: Split,
+        minutes: f32,
+        seeds: &[u64],
+    ) -> Result<Streams> {
         let split = self.split.unwrap_or(split);
         if split == Split::Train {
             bail!("--split train: detection is measured on held-out speakers (test or validation)");
         }
+        let seeds = if self.seed.is_empty() {
+            seeds
+        } else {
+            &self.seed
+        };
         let ds = Dataset::scan(&self.data, &model_split_rule(model)?)?;
         let (m, missing) = Material::load(
             model,
@@ -92,15 +111,33 @@ impl StreamArgs {
             split,
             &SENTENCES,
             (&self.engines, self.voices),
-            self.seed,
+            seeds[0],
         )
         .with_context(|| format!("{}", self.data.display()))?;
         let minutes = f64::from(self.minutes.unwrap_or(minutes));
         let rate = model.config.features.sample_rate;
-        let keyword = keyword_stream(&m, minutes, rate, self.seed);
-        let other = no_command_stream(&m, minutes, rate, self.seed);
+        let joined = |make: fn(&Material, f64, u32, u64) -> Stream| {
+            seeds
+                .iter()
+                .map(|&s| make(&m, minutes, rate, s))
+                .reduce(Stream::then)
+                .expect("at least one seed")
+        };
+        let keyword = joined(keyword_stream);
+        let other = joined(no_command_stream);
+        let seeds_note = match seeds {
+            [_] => String::new(),
+            _ => format!(
+                " (seeds {})",
+                seeds
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
         let summary = format!(
-            "{:?} speakers: {} command words in {:.1} min; no-command stream {:.1} min ({} other-word clips, {} synthetic sentences{})",
+            "{:?} speakers{seeds_note}: {} command words in {:.1} min; no-command stream {:.1} min ({} other-word clips, {} synthetic sentences{})",
             split,
             keyword.words.len(),
             keyword.hours() * 60.0,
@@ -125,7 +162,7 @@ impl StreamArgs {
 
 pub fn run(a: Args) -> Result<ExitCode> {
     let model = super::load_model(&a.model)?;
-    let s = a.streams.build(&model, Split::Test, BENCH_MINUTES)?;
+    let s = a.streams.build(&model, Split::Test, BENCH_MINUTES, &[1])?;
     let sustain = match a.sustain {
         Some(secs) => model.config.sustain_frames(secs),
         None => model
@@ -306,9 +343,12 @@ pub fn calibrate(mut a: CalibrateArgs) -> Result<ExitCode> {
     }
     a.rates.sort_by(f32::total_cmp);
     a.rates.dedup();
-    let s = a
-        .streams
-        .build(&model, Split::Validation, CALIBRATION_MINUTES)?;
+    let s = a.streams.build(
+        &model,
+        Split::Validation,
+        CALIBRATION_MINUTES,
+        &CALIBRATION_SEEDS,
+    )?;
     println!("{}", s.summary);
     let find = if a.per_word {
         spikeword::stream_bench::calibrate_per_word
