@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail};
 use spikeword::Model;
 use spikeword::data::{Dataset, Split};
 use spikeword::eval::model_split_rule;
-use spikeword::stream_bench::{Material, SENTENCES, keyword_stream, no_command_stream, run_stream};
+use spikeword::stream_bench::{Material, SENTENCES, joined_streams, run_stream};
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -42,11 +42,8 @@ fn main() -> Result<()> {
     }
     std::fs::create_dir_all(&out)?;
     let rate = model.config.features.sample_rate;
-    let streams = [
-        ("kw", keyword_stream(&m, minutes, rate, seed)),
-        ("nc", no_command_stream(&m, minutes, rate, seed)),
-    ];
-    for (name, stream) in streams {
+    let (keyword, other) = joined_streams(&m, minutes, rate, &[seed]).context("no seed")?;
+    for (name, stream) in [("kw", keyword), ("nc", other)] {
         let frames = run_stream(&model, &stream);
         write_f32(&out.join(format!("{name}_scores.f32")), frames.scores())?;
         write_f32(&out.join(format!("{name}_energy.f32")), frames.energy())?;

@@ -228,6 +228,23 @@ pub fn keyword_stream(m: &Material, minutes: f64, rate: u32, seed: u64) -> Strea
     s
 }
 
+/// The keyword and the no-command stream of every seed, `minutes` each, joined end to end
+/// in the order of `seeds` (`None` without a seed).
+pub fn joined_streams(
+    m: &Material,
+    minutes: f64,
+    rate: u32,
+    seeds: &[u64],
+) -> Option<(Stream, Stream)> {
+    let join = |make: fn(&Material, f64, u32, u64) -> Stream| {
+        seeds
+            .iter()
+            .map(|&s| make(m, minutes, rate, s))
+            .reduce(Stream::then)
+    };
+    Some((join(keyword_stream)?, join(no_command_stream)?))
+}
+
 /// Running speech without a command word: runs of 2–6 other words back to back (as in
 /// talk), sentences, and pauses of every length, until `minutes`.
 pub fn no_command_stream(m: &Material, minutes: f64, rate: u32, seed: u64) -> Stream {

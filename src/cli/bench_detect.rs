@@ -8,8 +8,7 @@ use spikeword::data::{Dataset, Split};
 use spikeword::eval::model_split_rule;
 use spikeword::stream_bench::{
     FalseAlarm, Frames, Material, Point, SENTENCES, Stream, WordHits, false_alarms_at,
-    hits_per_word_at, keyword_stream, measure_operating_points, no_command_stream, run_stream,
-    sweep,
+    hits_per_word_at, joined_streams, measure_operating_points, run_stream, sweep,
 };
 
 /// Default stream lengths: 10 minutes resolve 6 false alarms per hour, which is enough
@@ -104,6 +103,7 @@ impl StreamArgs {
         } else {
             &self.seed
         };
+        let &first_seed = seeds.first().context("no stream seed")?;
         let ds = Dataset::scan(&self.data, &model_split_rule(model)?)?;
         let (m, missing) = Material::load(
             model,
@@ -111,20 +111,13 @@ impl StreamArgs {
             split,
             &SENTENCES,
             (&self.engines, self.voices),
-            seeds[0],
+            first_seed,
         )
         .with_context(|| format!("{}", self.data.display()))?;
         let minutes = f64::from(self.minutes.unwrap_or(minutes));
         let rate = model.config.features.sample_rate;
-        let joined = |make: fn(&Material, f64, u32, u64) -> Stream| {
-            seeds
-                .iter()
-                .map(|&s| make(&m, minutes, rate, s))
-                .reduce(Stream::then)
-                .expect("at least one seed")
-        };
-        let keyword = joined(keyword_stream);
-        let other = joined(no_command_stream);
+        let (keyword, other) =
+            joined_streams(&m, minutes, rate, seeds).context("no stream seed")?;
         let seeds_note = match seeds {
             [_] => String::new(),
             _ => format!(
