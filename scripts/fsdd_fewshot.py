@@ -5,7 +5,8 @@ and check the original Speech Commands words on held-out speakers before and aft
 
 Run from the crate root after `cargo build --release`:
     python3 scripts/fsdd_fewshot.py [--speaker jackson] [--ks 1,3,5,10,20]
-Prints a Markdown table (the one in README.md).
+Prints a Markdown table (the one in docs/retraining.md). `--add DIR` adds more examples of
+each digit (DIR/WORD/*.wav, e.g. synthetic voices) to the speaker's.
 """
 import argparse, json, os, subprocess, sys, tempfile, time
 
@@ -17,6 +18,7 @@ p.add_argument("--model", default="models/gsc12.safetensors")
 p.add_argument("--speaker", default="jackson")
 p.add_argument("--ks", default="1,3,5,10,20")
 p.add_argument("--variants", default=",--tts", help="retrain flag sets to compare, comma separated ('' = plain)")
+p.add_argument("--add", help="a folder of more examples per digit (DIR/WORD/*.wav, e.g. scripts/neural_tts.py's voices) added to the speaker's")
 args = p.parse_args()
 
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -72,6 +74,9 @@ for k in [int(x) for x in args.ks.split(",")]:
         mine = [f for f in files(w) if f.split("_")[1] == args.speaker][:k]
         for f in mine:
             os.symlink(os.path.abspath(os.path.join(args.fsdd, w, f)), os.path.join(train_dir, w, f))
+        if args.add:
+            for f in os.listdir(os.path.join(args.add, w)):
+                os.symlink(os.path.abspath(os.path.join(args.add, w, f)), os.path.join(train_dir, w, "add-" + f))
     for v in variants:
         flags = v.split()
         model = os.path.join(tmp, f"m{k}{v.replace(' ', '').replace('-', '_')}.safetensors")
