@@ -17,8 +17,12 @@ def read_clip(path):
 MAX_NUM_WAVS_PER_CLASS = 2**27 - 1
 
 
+def speaker_of(file_name):
+    """The speaker id: the file name before `_nohash_`."""
+    return re.sub(r"_nohash_.*$", "", file_name)
+
+
 def salted_split(file_name):
-    speaker = re.sub(r"_nohash_.*$", "", file_name)
-    h = int(hashlib.sha1(("spikeword:" + speaker).encode()).hexdigest(), 16)
+    h = int(hashlib.sha1(("spikeword:" + speaker_of(file_name)).encode()).hexdigest(), 16)
     pct = (h % (MAX_NUM_WAVS_PER_CLASS + 1)) * (100.0 / MAX_NUM_WAVS_PER_CLASS)
     return "val" if pct < 10 else "test" if pct < 20 else "train"

@@ -15,12 +15,12 @@ whose hash (salted apart from the split's) falls below it, so a smaller subset i
 every larger one. Runs already finished under OUT are read, not trained again; two run
 at a time (`--jobs`).
 """
-import argparse, csv, hashlib, math, re, subprocess, sys
+import argparse, csv, hashlib, math, subprocess, sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gsc_split import salted_split  # noqa: E402
+from gsc_split import salted_split, speaker_of  # noqa: E402
 
 
 def keep_fraction(speaker):
@@ -41,11 +41,10 @@ def build_subset(data, out, fraction):
             continue
         target.mkdir(exist_ok=True)
         for wav in sorted(entry.glob("*.wav")):
-            speaker = re.sub(r"_nohash_.*$", "", wav.name)
             if salted_split(wav.name) == "train":
-                if keep_fraction(speaker) >= fraction:
+                if keep_fraction(speaker_of(wav.name)) >= fraction:
                     continue
-                speakers.add(speaker)
+                speakers.add(speaker_of(wav.name))
                 clips += 1
             link = target / wav.name
             if not link.exists():
@@ -70,7 +69,7 @@ def val_figures(run_dir):
     rows = list(csv.DictReader(open(run_dir / "log.csv")))
     accs = [float(r["val_acc"]) for r in rows]
     last = accs[-20:]
-    return 100 * sum(last) / len(last), 100 * max(accs), len(accs)
+    return 100 * sum(last) / len(last), 100 * max(accs)
 
 
 def main():
@@ -103,11 +102,11 @@ def main():
     points = []
     for f in fractions:
         figs = [val_figures(args.out / f"f{f:g}-s{s}") for s in seeds]
-        mean = sum(m for m, _, _ in figs) / len(figs)
+        mean = sum(m for m, _ in figs) / len(figs)
         points.append((math.log2(sizes[f][0]), mean))
         print(f"{sizes[f][0]:4d} ({f:g}) | {sizes[f][1]:5d} | {mean:.1f} % ("
-              + ", ".join(f"{m:.1f}" for m, _, _ in figs) + ") | "
-              + ", ".join(f"{b:.1f}" for _, b, _ in figs))
+              + ", ".join(f"{m:.1f}" for m, _ in figs) + ") | "
+              + ", ".join(f"{b:.1f}" for _, b in figs))
     if len(points) > 1:
         print(f"least-squares slope: {slope(points):+.1f} points per doubling of the speakers")
 
