@@ -42,9 +42,10 @@ def build_subset(data, out, fraction):
         target.mkdir(exist_ok=True)
         for wav in sorted(entry.glob("*.wav")):
             if salted_split(wav.name) == "train":
-                if keep_fraction(speaker_of(wav.name)) >= fraction:
+                speaker = speaker_of(wav.name)
+                if keep_fraction(speaker) >= fraction:
                     continue
-                speakers.add(speaker_of(wav.name))
+                speakers.add(speaker)
                 clips += 1
             link = target / wav.name
             if not link.exists():
