@@ -376,6 +376,15 @@ fn impossible_training_options_are_refused_before_any_work() {
             vec!["--init", "models/gsc12.safetensors", "--init-member", "99"],
             "--init-member 99",
         ),
+        (
+            vec![
+                "--teacher",
+                "models/gsc12.safetensors",
+                "--teacher",
+                "/none.safetensors",
+            ],
+            "teacher /none.safetensors: no such file",
+        ),
     ] {
         let mut full = vec!["train", "--data", &data];
         full.extend(&args);

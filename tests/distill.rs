@@ -50,7 +50,7 @@ fn options(data: &Path, run: &Path, epochs: usize) -> TrainOptions {
             ..AugmentConfig::default()
         },
         distill: Some(DistillConfig {
-            teacher: Path::new(env!("CARGO_MANIFEST_DIR")).join(KEYWORD_TEACHER),
+            teachers: vec![Path::new(env!("CARGO_MANIFEST_DIR")).join(KEYWORD_TEACHER)],
             weight: 0.7,
             temperature: 3.0,
         }),
@@ -120,6 +120,6 @@ fn the_teacher_only_labels_its_own_classes() {
     let mut bad = options(d.path(), &d.path().join("run2"), 1);
     let junk = d.path().join("junk.tflite");
     std::fs::write(&junk, b"no model").unwrap();
-    bad.distill.as_mut().unwrap().teacher = junk;
+    bad.distill.as_mut().unwrap().teachers = vec![junk];
     assert!(train(bad, false).is_err());
 }

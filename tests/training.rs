@@ -1,11 +1,15 @@
 //! Training on a few real clips: the loss falls, an interrupted run resumes exactly,
-//! and the speaker split never shares a speaker between sets.
+//! the speaker split never shares a speaker between sets, and a spikeword model teaches.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
+use spikeword::audio::fit_length;
 use spikeword::data::{Dataset, Split, SplitRule};
+use spikeword::features::with_mel_frame;
+use spikeword::train::distill::{DistillConfig, Distiller};
 use spikeword::train::{TrainOptions, train, train_for};
+use spikeword::{Model, load_wav};
 
 mod common;
 
@@ -223,4 +227,68 @@ fn a_run_killed_at_random_moments_resumes_from_its_last_complete_epoch() {
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
         .collect();
     assert_eq!(left, ["epoch-0006"], "{left:?}");
+}
+
+/// A spikeword model file teaches in any build: the bundled model's posteriors in the
+/// student's label order (renormalised over the labels the student has), several teachers'
+/// mean, a refusal where the teacher lacks a label, and a run that learns from it.
+#[test]
+fn a_spikeword_model_teaches_in_the_students_label_order() {
+    let d = tempfile::tempdir().unwrap();
+    if !tiny_dataset(d.path(), 40) {
+        return;
+    }
+    let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/gsc12.safetensors");
+    let teacher = Model::load(&bundled).unwrap();
+    let member = d.path().join("member0.safetensors");
+    teacher.member(0).unwrap().save(&member).unwrap();
+    let rate = teacher.config.features.sample_rate;
+    let labels: Vec<String> = ["no", "up", "yes", "_silence_"].map(String::from).to_vec();
+    let cfg = |teachers: Vec<&Path>| DistillConfig {
+        teachers: teachers.into_iter().map(Path::to_path_buf).collect(),
+        weight: 1.0,
+        temperature: 1.0,
+    };
+    let targets = |teachers: Vec<&Path>, clip: &[f32]| {
+        let dist = Distiller::load(&cfg(teachers), &labels, rate).unwrap();
+        dist.targets(clip).unwrap()
+    };
+    let mut yes: Vec<_> = std::fs::read_dir(d.path().join("yes"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    yes.sort();
+    let clip = fit_length(&load_wav(&yes[0], rate).unwrap(), rate as usize);
+    let p = with_mel_frame(&teacher.config.features, |mf| teacher.classify(mf, &clip)).probs;
+    let at = |l: &String| p[teacher.labels().iter().position(|m| m == l).unwrap()];
+    let kept: f32 = labels.iter().map(at).sum();
+    let q = targets(vec![&bundled], &clip);
+    for (l, qi) in labels.iter().zip(&q) {
+        assert!(
+            (qi - at(l) / kept).abs() < 1e-5,
+            "{l}: {qi} against {}",
+            at(l) / kept
+        );
+    }
+    assert!(q[2] > 0.5, "the bundled model hears 'yes': {q:?}");
+    let one = targets(vec![&member], &clip);
+    let both = targets(vec![&bundled, &member], &clip);
+    for ((b, a), m) in both.iter().zip(&q).zip(&one) {
+        assert!((b - (a + m) / 2.0).abs() < 1e-5, "{both:?} is not the mean");
+    }
+    let marvin = ["yes".to_string(), "marvin".to_string()];
+    let err = Distiller::load(&cfg(vec![&bundled]), &marvin, rate)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("not \"marvin\""), "{err}");
+    let run = d.path().join("run");
+    let opts = TrainOptions {
+        distill: Some(cfg(vec![&bundled])),
+        ..options(d.path(), &run, 4)
+    };
+    let model = train(opts, false).unwrap();
+    let recorded = &model.training["options"]["distill"]["teachers"][0];
+    assert_eq!(recorded.as_str(), bundled.to_str());
+    let l = losses(&run);
+    assert!(l[3] < l[0], "loss did not fall: {l:?}");
 }

@@ -113,11 +113,13 @@ pub struct Args {
     /// reference); for benchmarks.
     #[arg(long, value_enum, hide = true)]
     layer_ops: Option<OpsArg>,
-    /// Distil this keyword teacher (TFLite, cargo feature `teacher`): it labels every
-    /// augmented clip as the student hears it; e.g.
-    /// models/teachers/mlperf_dscnn/kws_ref_model_f32weights.tflite.
+    /// Distil this teacher: the keyword model (TFLite, cargo feature `teacher`, e.g.
+    /// models/teachers/mlperf_dscnn/kws_ref_model_f32weights.tflite) or a spikeword model
+    /// file (e.g. an ensemble of wider networks). It labels every augmented clip as the
+    /// student hears it; given more than once, the student learns the mean of their
+    /// softened posteriors.
     #[arg(long)]
-    teacher: Option<PathBuf>,
+    teacher: Vec<PathBuf>,
     /// Share of the loss on the teacher's posteriors (the rest on the true labels).
     #[arg(long, default_value_t = 0.7, value_parser = super::values::probability)]
     distill_weight: f32,
@@ -231,8 +233,8 @@ fn network_config(a: &Args) -> Result<NetworkConfig> {
 }
 
 fn train_options(a: Args) -> Result<TrainOptions> {
-    let distill = a.teacher.clone().map(|teacher| DistillConfig {
-        teacher,
+    let distill = (!a.teacher.is_empty()).then(|| DistillConfig {
+        teachers: a.teacher.clone(),
         weight: a.distill_weight,
         temperature: a.temperature,
     });

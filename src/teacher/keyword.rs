@@ -85,36 +85,9 @@ impl KeywordTeacher {
     }
 }
 
-/// Teacher probabilities in the student's label order, softened: a temperature on
-/// log-probabilities (the DS-CNN is often certain to four digits, which teaches nothing
-/// about what a clip resembles).
-pub fn soften(probs: &[f32], map: &[usize], temperature: f32) -> Vec<f32> {
-    let logits: Vec<f32> = map
-        .iter()
-        .map(|&i| (probs[i].max(1e-8)).ln() / temperature)
-        .collect();
-    let max = logits.iter().cloned().fold(f32::MIN, f32::max);
-    let e: Vec<f32> = logits.iter().map(|z| (z - max).exp()).collect();
-    let sum: f32 = e.iter().sum();
-    e.iter().map(|v| v / sum).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn softening_keeps_the_order_and_flattens() {
-        let p = [0.97, 0.02, 0.01];
-        let q = soften(&p, &[0, 1, 2], 2.0);
-        assert!((q.iter().sum::<f32>() - 1.0).abs() < 1e-6);
-        assert!(q[0] > q[1] && q[1] > q[2]);
-        assert!(q[0] < 0.97 && q[2] > 0.01);
-        let same = soften(&p, &[0, 1, 2], 1.0);
-        assert!(same.iter().zip(&p).all(|(a, b)| (a - b).abs() < 1e-6));
-        let swapped = soften(&p, &[2, 0], 1.0);
-        assert!(swapped[1] > swapped[0]);
-    }
 
     #[test]
     fn mapping_needs_every_label() {

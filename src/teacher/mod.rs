@@ -7,7 +7,7 @@ pub mod keyword;
 pub mod mfcc;
 
 pub use embedding::SpeechEmbedding;
-pub use keyword::{KeywordTeacher, soften};
+pub use keyword::KeywordTeacher;
 
 /// Where a checkout keeps the keyword teacher.
 pub const KEYWORD_TEACHER: &str = "models/teachers/mlperf_dscnn/kws_ref_model_f32weights.tflite";

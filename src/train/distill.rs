@@ -1,58 +1,164 @@
-//! Distillation: the teacher labels exactly the audio the student hears (the augmented,
-//! mixed clip), and the student's clip scores learn its softened posteriors together with
-//! the true labels. The teacher runs at training time only (cargo feature `teacher`).
+//! Distillation: the teachers label exactly the audio the student hears (the augmented,
+//! mixed clip), and the student's clip scores learn their softened posteriors together
+//! with the true labels. A teacher is the keyword model (TFLite, run at training time only:
+//! cargo feature `teacher`) or a spikeword model file, e.g. an ensemble of wider networks
+//! teaching a small one; several teach the mean of their softened posteriors.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use burn::tensor::{Tensor, activation::log_softmax};
 
-/// How the student learns from a teacher.
+use crate::features::MelFrame;
+use crate::model::Model;
+
+/// How the student learns from its teachers.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct DistillConfig {
-    /// The keyword teacher's model file (TFLite).
-    pub teacher: std::path::PathBuf,
-    /// Share of the loss on the teacher's posteriors (the rest on the true labels).
+    /// The teachers' model files: the keyword teacher (TFLite) or spikeword models
+    /// (`.safetensors`). Runs of earlier versions recorded one `teacher`.
+    #[serde(alias = "teacher", deserialize_with = "one_or_more")]
+    pub teachers: Vec<PathBuf>,
+    /// Share of the loss on the teachers' posteriors (the rest on the true labels).
     pub weight: f32,
-    /// Temperature on the teacher's log-probabilities and the student's logits.
+    /// Temperature on the teachers' log-probabilities and the student's logits.
     pub temperature: f32,
+}
+
+/// A path or a list of paths.
+fn one_or_more<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMore {
+        One(PathBuf),
+        More(Vec<PathBuf>),
+    }
+    Ok(match serde::Deserialize::deserialize(d)? {
+        OneOrMore::One(p) => vec![p],
+        OneOrMore::More(v) => v,
+    })
 }
 
 type Labeller = dyn Fn(&[f32]) -> Result<Vec<f32>> + Send + Sync;
 
-/// A loaded teacher that gives soft targets in the student's label order.
+/// Loaded teachers that give soft targets in the student's label order.
 pub struct Distiller {
-    label: Box<Labeller>,
+    teachers: Vec<Box<Labeller>>,
     pub weight: f32,
     pub temperature: f32,
 }
 
 impl Distiller {
-    #[cfg(feature = "teacher")]
-    pub fn load(cfg: &DistillConfig, labels: &[String]) -> Result<Distiller> {
-        use crate::teacher::{KeywordTeacher, soften};
-        let map = KeywordTeacher::mapping(labels)?;
-        let teacher = KeywordTeacher::load(&cfg.teacher)?;
+    /// The teachers of `cfg` for a student of `labels` hearing clips at `rate` Hz.
+    pub fn load(cfg: &DistillConfig, labels: &[String], rate: u32) -> Result<Distiller> {
         let t = cfg.temperature;
+        let teachers = cfg
+            .teachers
+            .iter()
+            .map(|p| {
+                if is_spikeword_model(p) {
+                    spiking_teacher(p, labels, rate, t)
+                } else {
+                    keyword_teacher(p, labels, t)
+                }
+            })
+            .collect::<Result<_>>()?;
         Ok(Distiller {
-            label: Box::new(move |clip| Ok(soften(&teacher.probabilities(clip)?, &map, t))),
+            teachers,
             weight: cfg.weight,
             temperature: t,
         })
     }
 
-    #[cfg(not(feature = "teacher"))]
-    pub fn load(cfg: &DistillConfig, _labels: &[String]) -> Result<Distiller> {
-        anyhow::bail!(
-            "--teacher {}: this build has no teachers (build with --features teacher)",
-            cfg.teacher.display()
-        )
-    }
-
-    /// Soft targets for a 1 s clip.
+    /// Soft targets for a 1 s clip: the mean of the teachers' softened posteriors.
     pub fn targets(&self, clip: &[f32]) -> Result<Vec<f32>> {
-        (self.label)(clip)
+        let mut mean = Vec::new();
+        for label in &self.teachers {
+            let q = label(clip)?;
+            mean.resize(q.len(), 0.0);
+            mean.iter_mut().zip(&q).for_each(|(m, v)| *m += v);
+        }
+        let n = self.teachers.len() as f32;
+        Ok(mean.into_iter().map(|m| m / n).collect())
     }
+}
+
+/// A spikeword model file (by its extension; anything else is taken for the keyword teacher).
+fn is_spikeword_model(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e == "safetensors")
+}
+
+#[cfg(feature = "teacher")]
+fn keyword_teacher(p: &Path, labels: &[String], t: f32) -> Result<Box<Labeller>> {
+    use crate::teacher::KeywordTeacher;
+    let map = KeywordTeacher::mapping(labels)?;
+    let teacher = KeywordTeacher::load(p)?;
+    Ok(Box::new(move |clip| {
+        Ok(soften(&teacher.probabilities(clip)?, &map, t))
+    }))
+}
+
+#[cfg(not(feature = "teacher"))]
+fn keyword_teacher(p: &Path, _labels: &[String], _t: f32) -> Result<Box<Labeller>> {
+    anyhow::bail!(
+        "--teacher {}: this build runs no TFLite teachers (build with --features teacher; \
+         spikeword models, .safetensors, teach in any build)",
+        p.display()
+    )
+}
+
+/// A spikeword model as a teacher: its clip probabilities, as `classify` gives them, for
+/// every label of the student.
+fn spiking_teacher(p: &Path, labels: &[String], rate: u32, t: f32) -> Result<Box<Labeller>> {
+    let model = Model::load(p).with_context(|| format!("teacher {}", p.display()))?;
+    let map = labels
+        .iter()
+        .map(|l| {
+            model.labels().iter().position(|m| m == l).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "teacher {} knows {} but not {l:?}",
+                    p.display(),
+                    model.labels().join(" ")
+                )
+            })
+        })
+        .collect::<Result<Vec<usize>>>()?;
+    let own = model.config.features.sample_rate;
+    if own != rate {
+        anyhow::bail!(
+            "teacher {} hears {own} Hz, the student {rate} Hz",
+            p.display()
+        );
+    }
+    // Feature extractors reused across calls (the student's thread-local one is borrowed
+    // while the teacher runs).
+    let pool: Mutex<Vec<MelFrame>> = Mutex::new(Vec::new());
+    Ok(Box::new(move |clip| {
+        let reused = pooled(&pool).pop();
+        let mut mf = reused.unwrap_or_else(|| MelFrame::new(&model.config.features));
+        let probs = model.classify(&mut mf, clip).probs;
+        pooled(&pool).push(mf);
+        Ok(soften(&probs, &map, t))
+    }))
+}
+
+fn pooled(pool: &Mutex<Vec<MelFrame>>) -> MutexGuard<'_, Vec<MelFrame>> {
+    pool.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Teacher probabilities in the student's label order (`map[i]`: the teacher's index of
+/// label `i`), softened: a temperature on log-probabilities (a teacher certain to four
+/// digits teaches nothing about what a clip resembles).
+pub fn soften(probs: &[f32], map: &[usize], temperature: f32) -> Vec<f32> {
+    let logits: Vec<f32> = map
+        .iter()
+        .map(|&i| (probs[i].max(1e-8)).ln() / temperature)
+        .collect();
+    let max = logits.iter().cloned().fold(f32::MIN, f32::max);
+    let e: Vec<f32> = logits.iter().map(|z| (z - max).exp()).collect();
+    let sum: f32 = e.iter().sum();
+    e.iter().map(|v| v / sum).collect()
 }
 
 /// How the student's embedding head learns a general speech embedding.
@@ -136,8 +242,11 @@ pub fn check(cfg: &DistillConfig) -> Result<()> {
     if !(cfg.temperature.is_finite() && cfg.temperature > 0.0) {
         anyhow::bail!("temperature {} must be positive", cfg.temperature);
     }
-    if !Path::new(&cfg.teacher).is_file() {
-        anyhow::bail!("teacher {}: no such file", cfg.teacher.display());
+    if cfg.teachers.is_empty() {
+        anyhow::bail!("distillation needs a teacher");
+    }
+    if let Some(p) = cfg.teachers.iter().find(|p| !p.is_file()) {
+        anyhow::bail!("teacher {}: no such file", p.display());
     }
     Ok(())
 }
@@ -223,6 +332,30 @@ mod tests {
         let (first, last) = (losses[0], *losses.last().unwrap());
         assert!(last < first - 0.3, "embedding loss {first} -> {last}");
         assert!(tn.embedding_head().is_some());
+    }
+
+    #[test]
+    fn softening_keeps_the_order_and_flattens() {
+        let p = [0.97, 0.02, 0.01];
+        let q = soften(&p, &[0, 1, 2], 2.0);
+        assert!((q.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!(q[0] > q[1] && q[1] > q[2]);
+        assert!(q[0] < 0.97 && q[2] > 0.01);
+        let same = soften(&p, &[0, 1, 2], 1.0);
+        assert!(same.iter().zip(&p).all(|(a, b)| (a - b).abs() < 1e-6));
+        let swapped = soften(&p, &[2, 0], 1.0);
+        assert!(swapped[1] > swapped[0]);
+    }
+
+    #[test]
+    fn a_run_of_an_earlier_version_names_one_teacher() {
+        let old: DistillConfig =
+            serde_json::from_str(r#"{"teacher": "a.tflite", "weight": 0.7, "temperature": 3.0}"#)
+                .unwrap();
+        assert_eq!(old.teachers, vec![PathBuf::from("a.tflite")]);
+        let new = serde_json::to_string(&old).unwrap();
+        let back: DistillConfig = serde_json::from_str(&new).unwrap();
+        assert_eq!(back.teachers, old.teachers);
     }
 
     #[test]

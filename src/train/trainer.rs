@@ -491,11 +491,11 @@ impl RunData {
             .map(|p| Dataset::scan(p, &opts.split_rule))
             .collect::<Result<_>>()?;
         let labels = task_labels(opts.task, Some(&ds));
+        let rate = opts.features.sample_rate;
         let distiller = match &opts.distill {
-            Some(cfg) => Some(Distiller::load(cfg, &labels)?),
+            Some(cfg) => Some(Distiller::load(cfg, &labels, rate)?),
             None => None,
         };
-        let rate = opts.features.sample_rate;
         let embedder = match &opts.embed {
             Some(cfg) => Some(Embedder::load(cfg, rate as usize)?),
             None => None,
