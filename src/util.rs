@@ -1,5 +1,5 @@
 //! Small generic helpers used across the pipeline: atomic file writes, a seedable
-//! random generator, an order-keeping parallel map, argmax and today's date.
+//! random generator, an order-keeping parallel map, argmax, label maps and today's date.
 
 use std::io::Write;
 use std::path::Path;
@@ -126,6 +126,25 @@ pub fn argmax(x: &[f32]) -> usize {
         .enumerate()
         .max_by(|a, b| a.1.total_cmp(b.1))
         .map_or(0, |(i, _)| i)
+}
+
+/// For each of `labels`, its index among `known` (a teacher's classes, say); every label
+/// must be known to `who`.
+pub fn label_map<S: AsRef<str>>(
+    labels: &[String],
+    known: &[S],
+    who: &str,
+) -> anyhow::Result<Vec<usize>> {
+    let known: Vec<&str> = known.iter().map(AsRef::as_ref).collect();
+    labels
+        .iter()
+        .map(|l| {
+            known
+                .iter()
+                .position(|k| k == l)
+                .ok_or_else(|| anyhow::anyhow!("{who} knows {} but not {l:?}", known.join(" ")))
+        })
+        .collect()
 }
 
 /// Today's date (UTC) without a date crate.

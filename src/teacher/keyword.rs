@@ -71,17 +71,8 @@ impl KeywordTeacher {
     /// For each of `labels`, the teacher's output index; every label must be one of the
     /// teacher's classes.
     pub fn mapping(labels: &[String]) -> Result<Vec<usize>> {
-        labels
-            .iter()
-            .map(|l| {
-                LABELS.iter().position(|t| t == l).ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "the keyword teacher knows {} but not {l:?}: distil the 12-class task",
-                        LABELS.join(" ")
-                    )
-                })
-            })
-            .collect()
+        crate::util::label_map(labels, &LABELS, "the keyword teacher")
+            .map_err(|e| anyhow::anyhow!("{e}: distil the 12-class task"))
     }
 }
 

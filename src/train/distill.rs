@@ -112,18 +112,7 @@ fn keyword_teacher(p: &Path, _labels: &[String], _t: f32) -> Result<Box<Labeller
 /// every label of the student.
 fn spiking_teacher(p: &Path, labels: &[String], rate: u32, t: f32) -> Result<Box<Labeller>> {
     let model = Model::load(p).with_context(|| format!("teacher {}", p.display()))?;
-    let map = labels
-        .iter()
-        .map(|l| {
-            model.labels().iter().position(|m| m == l).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "teacher {} knows {} but not {l:?}",
-                    p.display(),
-                    model.labels().join(" ")
-                )
-            })
-        })
-        .collect::<Result<Vec<usize>>>()?;
+    let map = crate::util::label_map(labels, model.labels(), &format!("teacher {}", p.display()))?;
     let own = model.config.features.sample_rate;
     if own != rate {
         anyhow::bail!(
