@@ -486,6 +486,7 @@ fn every_subcommand_parses_its_options_with_their_defaults() {
         vec!["retrain", "--data", "/nonexistent", "--out", out],
         vec!["ensemble", "/nonexistent.a", "/nonexistent.b", "--out", out],
         vec!["info", "--model", "/nonexistent"],
+        vec!["quantize", "--model", "/nonexistent", "--out", out],
         vec!["bench-detect", "--data", "/nonexistent"],
         vec!["calibrate", "--data", "/nonexistent", "--out", out],
         vec!["record", "w", "--input", "/nonexistent.wav", "--dir", out],
@@ -500,4 +501,65 @@ fn every_subcommand_parses_its_options_with_their_defaults() {
             stderr(&o)
         );
     }
+}
+
+#[test]
+fn quantize_puts_every_weight_on_the_grid_and_keeps_the_words() {
+    let d = tempfile::tempdir().unwrap();
+    let q = d.path().join("q8.safetensors");
+    let q = q.to_str().unwrap();
+    let o = run(&["quantize", "--out", q]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("to 8 bits"), "{}", stdout(&o));
+    let m = spikeword::Model::load(Path::new(q)).unwrap();
+    for net in &m.net.members {
+        for l in &net.layers {
+            let bits = spikeword::snn::quantize::bits_of_columns(&l.w, l.c_out);
+            assert!(bits.is_some_and(|b| b <= 8), "{bits:?}");
+        }
+        let r = &net.readout;
+        let bits = spikeword::snn::quantize::bits_of_columns(&r.w, r.n_classes);
+        assert!(bits.is_some_and(|b| b <= 8), "{bits:?}");
+    }
+    // The float model's weights are not on an 8-bit grid: the check above can fail.
+    let float = spikeword::Model::load(&model()).unwrap();
+    let l = &float.net.members[0].layers[1];
+    assert!(spikeword::snn::quantize::bits_of_columns(&l.w, l.c_out).is_none_or(|b| b > 8));
+    assert!(stdout(&run(&["info", "--model", q])).contains("quantized:  8-bit"));
+    let words = |model: &str| -> Vec<String> {
+        let mut args = vec!["classify", "--json", "--model", model];
+        let clips: Vec<String> = [
+            "yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go",
+        ]
+        .iter()
+        .map(|w| clip(w))
+        .collect();
+        args.extend(clips.iter().map(|c| c.as_str()));
+        let o = run(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["label"].to_string())
+            .collect()
+    };
+    let (a, b) = (words(model().to_str().unwrap()), words(q));
+    let same = a.iter().zip(&b).filter(|(x, y)| x == y).count();
+    assert!(same >= 9, "float {a:?}, 8 bits {b:?}");
+    // Bad values: a clear error, no file.
+    let bad = d.path().join("bad.safetensors");
+    let o = run(&["quantize", "--bits", "1", "--out", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("2..=16"), "{}", stderr(&o));
+    let o = run(&["quantize", "--out", model().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("base model"), "{}", stderr(&o));
+    let o = run(&[
+        "quantize",
+        "--out",
+        bad.to_str().unwrap(),
+        "--data",
+        d.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(!bad.exists());
 }

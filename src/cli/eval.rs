@@ -1,10 +1,11 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
 
-use spikeword::data::load_labeled;
+use spikeword::Model;
 use spikeword::data::{Dataset, Split, SplitRule};
+use spikeword::data::{LabeledAudio, load_labeled};
 use spikeword::eval::{evaluate, model_split_rule};
 
 #[derive(clap::Args)]
@@ -34,24 +35,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<ExitCode> {
     let model = super::load_model(&a.model)?;
-    let rule = match a.split_rule.clone() {
-        Some(r) => r,
-        None => model_split_rule(&model)?,
-    };
-    let mut ds = Dataset::scan(&a.data, &rule)?;
-    ds.clips.retain(|c| !a.ignore.contains(&c.word));
-    let (data, failed) = load_labeled(
-        &ds,
-        a.split,
-        model.labels(),
-        model.config.features.sample_rate,
-    );
-    for (p, e) in &failed {
-        eprintln!("skipped {p}: {e}");
-    }
-    if data.is_empty() {
-        anyhow::bail!("no clips with known labels under {}", a.data.display());
-    }
+    let (data, failed) = labelled_clips(&model, &a.data, a.split, a.split_rule.clone(), &a.ignore)?;
     let (rep, _) = evaluate(&model, &data);
     if a.json {
         println!("{}", serde_json::to_string(&rep)?);
@@ -62,9 +46,40 @@ pub fn run(a: Args) -> Result<ExitCode> {
         spikeword::plot::confusion_png(&rep, p)?;
         eprintln!("wrote {}", p.display());
     }
-    Ok(if failed.is_empty() {
+    Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(2)
     })
+}
+
+/// The clips of `dir` (one split of it, by the model's own speaker rule unless `rule`
+/// names one) with the model's labels, and how many files could not be read (each named
+/// on stderr); refuses a folder without a clip it could use.
+pub fn labelled_clips(
+    model: &Model,
+    dir: &Path,
+    split: Option<Split>,
+    rule: Option<SplitRule>,
+    ignore: &[String],
+) -> Result<(Vec<LabeledAudio>, usize)> {
+    let rule = match rule {
+        Some(r) => r,
+        None => model_split_rule(model)?,
+    };
+    let mut ds = Dataset::scan(dir, &rule)?;
+    ds.clips.retain(|c| !ignore.contains(&c.word));
+    let (data, failed) = load_labeled(
+        &ds,
+        split,
+        model.labels(),
+        model.config.features.sample_rate,
+    );
+    for (p, e) in &failed {
+        eprintln!("skipped {p}: {e}");
+    }
+    if data.is_empty() {
+        anyhow::bail!("no clips with known labels under {}", dir.display());
+    }
+    Ok((data, failed.len()))
 }

@@ -180,6 +180,13 @@ fn print_training(t: &serde_json::Value) {
         }
         println!("{line}");
     }
+    if let Some(q) = t.get("quantized") {
+        println!(
+            "quantized:  {}-bit synaptic weights, one scale per neuron ({:.2} % RMS change)",
+            q["weight_bits"],
+            100.0 * q["relative_rms_change"].as_f64().unwrap_or(0.0)
+        );
+    }
     if let Some(r) = t.get("retrain") {
         println!(
             "retrained:  new words {}",

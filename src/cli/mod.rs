@@ -10,6 +10,7 @@ mod features;
 mod info;
 mod inspect;
 mod listen;
+mod quantize;
 mod record;
 mod retrain;
 mod train;
@@ -63,6 +64,9 @@ enum Command {
     BenchDetect(bench_detect::Args),
     /// Per-word detection thresholds for chosen false-alarm rates, stored in the model.
     Calibrate(bench_detect::CalibrateArgs),
+    /// Synaptic weights on a signed integer grid (8 bits by default), as neuromorphic
+    /// chips hold them.
+    Quantize(quantize::Args),
     /// Combine trained models into one ensemble file (members vote by mean scores).
     Ensemble(ensemble::Args),
     /// Accuracy, confusion and firing rates of a model on a labelled folder.
@@ -87,6 +91,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::TrainBench(a) => train::bench(a),
         Command::BenchDetect(a) => bench_detect::run(a),
         Command::Calibrate(a) => bench_detect::calibrate(a),
+        Command::Quantize(a) => quantize::run(a),
         Command::Ensemble(a) => ensemble::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Info(a) => info::run(a),

@@ -5,6 +5,7 @@
 pub mod ensemble;
 pub mod lif;
 pub mod network;
+pub mod quantize;
 
 pub use ensemble::{Ensemble, EnsembleState};
 pub use lif::{leaky_step, lif_step};

@@ -1,0 +1,102 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use spikeword::Model;
+use spikeword::data::Split;
+use spikeword::eval::{EvalReport, evaluate};
+use spikeword::snn::quantize::{BITS, QuantStats, quantize_network};
+use spikeword::train::retrain::check_out_path;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Model to quantize (default: the bundled one).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// New model file (never the input).
+    #[arg(long)]
+    out: PathBuf,
+    /// Bits per synaptic weight, sign included (2–16).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(2..=16))]
+    bits: u32,
+    /// Speech Commands folder: measure the model before and after on --split.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Part of the model's speaker split to measure on with --data.
+    #[arg(long, value_enum, default_value_t = Split::Validation)]
+    split: Split,
+}
+
+pub fn run(a: Args) -> Result<ExitCode> {
+    debug_assert!(BITS.contains(&a.bits));
+    let in_path = a
+        .model
+        .clone()
+        .unwrap_or_else(spikeword::model::default_model_path);
+    let model = super::load_model(&Some(in_path.clone()))?;
+    check_out_path(&in_path, &a.out)?;
+    let mut q = model.clone();
+    let stats = quantize(&mut q, a.bits);
+    println!(
+        "quantized {} synaptic weights of {} network{} to {} bits (one scale per neuron): {:.2} % RMS change",
+        stats.weights,
+        q.net.len(),
+        if q.net.len() == 1 { "" } else { "s" },
+        a.bits,
+        100.0 * stats.relative_rms_error()
+    );
+    if let Some(dir) = &a.data {
+        let (clips, _) = super::eval::labelled_clips(&model, dir, Some(a.split), None, &[])?;
+        let (before, _) = evaluate(&model, &clips);
+        let (after, _) = evaluate(&q, &clips);
+        println!("{}", compare(&before, &after, a.split));
+    }
+    q.save(&a.out)?;
+    eprintln!("saved {}", a.out.display());
+    if !q.config.operating_points.is_empty() {
+        // Rounding moves the scores a little; a few near-misses sit at each threshold.
+        eprintln!(
+            "its detection thresholds are the float model's: `spikeword calibrate --model {0} --out {0}` chooses them anew",
+            a.out.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every member's weights on the grid; the training record says so (`quantized`).
+fn quantize(m: &mut Model, bits: u32) -> QuantStats {
+    let mut stats = QuantStats::default();
+    for net in &mut m.net.members {
+        stats.add(quantize_network(net, bits));
+    }
+    if !m.training.is_object() {
+        m.training = serde_json::json!({});
+    }
+    if let Some(t) = m.training.as_object_mut() {
+        t.insert(
+            "quantized".into(),
+            serde_json::json!({
+                "weight_bits": bits,
+                "scale": "one per neuron: max |w| / (2^(bits-1) - 1)",
+                "relative_rms_change": stats.relative_rms_error(),
+            }),
+        );
+    }
+    stats
+}
+
+fn compare(before: &EvalReport, after: &EvalReport, split: Split) -> String {
+    let acc = |r: &EvalReport| {
+        let correct = (r.accuracy * r.n as f64).round() as usize;
+        spikeword::eval::accuracy_with_interval(correct, r.n)
+    };
+    let split = format!("{split:?}").to_lowercase();
+    format!(
+        "{split} clips, float:     {}, {:.2} Hz\n{split} clips, quantized: {}, {:.2} Hz",
+        acc(before).trim_start(),
+        before.firing_rate_hz,
+        acc(after).trim_start(),
+        after.firing_rate_hz
+    )
+}
