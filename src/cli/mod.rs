@@ -107,6 +107,17 @@ pub fn load_model(path: &Option<PathBuf>) -> Result<Model> {
     Ok(Model::load(&p)?)
 }
 
+/// Loads the model a new file is made from (`--model`, or the bundled one) and refuses an
+/// `--out` that would replace it; returns the model and where it came from.
+pub fn load_base_model(model: &Option<PathBuf>, out: &std::path::Path) -> Result<(Model, PathBuf)> {
+    let path = model
+        .clone()
+        .unwrap_or_else(spikeword::model::default_model_path);
+    let m = Model::load(&path)?;
+    spikeword::train::retrain::check_out_path(&path, out)?;
+    Ok((m, path))
+}
+
 /// Refuses audio shorter than one analysis window: it has no feature frame at all, and
 /// "0 frames" would read like a result.
 pub fn check_long_enough(

@@ -7,7 +7,6 @@ use spikeword::Model;
 use spikeword::data::Split;
 use spikeword::eval::{EvalReport, evaluate};
 use spikeword::snn::quantize::{BITS, QuantStats, quantize_network};
-use spikeword::train::retrain::check_out_path;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -30,12 +29,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<ExitCode> {
     debug_assert!(BITS.contains(&a.bits));
-    let in_path = a
-        .model
-        .clone()
-        .unwrap_or_else(spikeword::model::default_model_path);
-    let model = super::load_model(&Some(in_path.clone()))?;
-    check_out_path(&in_path, &a.out)?;
+    let (model, _) = super::load_base_model(&a.model, &a.out)?;
     let mut q = model.clone();
     let stats = quantize(&mut q, a.bits);
     println!(

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use spikeword::data::synth::{SynthOptions, synthesize};
-use spikeword::train::retrain::{RetrainOptions, RetrainReport, check_out_path, retrain};
+use spikeword::train::retrain::{RetrainOptions, RetrainReport, retrain};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -54,12 +54,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
-    let base_path = a
-        .model
-        .clone()
-        .unwrap_or_else(spikeword::model::default_model_path);
-    let base = super::load_model(&Some(base_path.clone()))?;
-    check_out_path(&base_path, &a.out)?;
+    let (base, base_path) = super::load_base_model(&a.model, &a.out)?;
     let mut extra = Vec::new();
     let tmp = std::env::temp_dir().join(format!("spikeword-tts-{}", std::process::id()));
     if a.tts {
