@@ -23,7 +23,8 @@ fn main() -> Result<()> {
     let [model, split, seed, minutes, out] = args.as_slice() else {
         bail!("usage: stream_scores MODEL test|validation SEED MINUTES OUT_DIR");
     };
-    let model = Model::load(Path::new(model))?;
+    // `MODEL@K`: network K of an ensemble alone (its scores, on the same streams).
+    let model = Model::load_spec(model)?;
     let split = match split.as_str() {
         "test" => Split::Test,
         "validation" => Split::Validation,

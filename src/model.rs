@@ -14,12 +14,14 @@ use crate::config::{EncoderConfig, ModelConfig, NetworkConfig};
 use crate::encoding;
 use crate::features::{self, MelFrame, Normalizer};
 use crate::replay::{self, ReplayStore};
+use crate::snn::quantize::{self, QuantStats, quantize_network};
 use crate::snn::{Ensemble, Mode, Network, Readout, SpikingLayer};
 
 /// Bumped whenever the file layout or the meaning of a weight changes. Version 2 added
-/// ensembles; a one-network model is still written as version 1 (same layout), so that
-/// older builds read it and refuse ensembles with a clear message.
-pub const FORMAT_VERSION: u32 = 2;
+/// ensembles, version 3 integer weights (quantized models); a file is written with the
+/// oldest version that reads it, so that older builds read what they can and refuse the
+/// rest with a clear message.
+pub const FORMAT_VERSION: u32 = 3;
 const FORMAT_NAME: &str = "spikeword-model";
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +114,88 @@ fn f32s(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
+/// A tensor of a model file: name, type, shape, little-endian bytes.
+type FileTensor = (String, Dtype, Vec<usize>, Vec<u8>);
+
+/// One network's tensors under `pre`. With `bits`, each weight matrix on that grid is
+/// stored as integers (I8 up to 8 bits, else I16) beside its per-neuron scales
+/// (`NAME_scale`); one off the grid stays F32.
+fn network_tensors(net: &Network, pre: &str, bits: Option<u32>) -> Vec<FileTensor> {
+    let float = |name: &str, shape: Vec<usize>, v: &[f32]| -> FileTensor {
+        (format!("{pre}{name}"), Dtype::F32, shape, f32s(v))
+    };
+    let ints = |w: &[f32], n_out: usize| {
+        let b = bits?;
+        quantize::to_integers(w, n_out, b).map(|(q, scale)| (b, q, scale))
+    };
+    let mut out = Vec::new();
+    for (i, l) in net.layers.iter().enumerate() {
+        let (name, shape) = (
+            format!("layers.{i}.weight"),
+            vec![l.c_out, l.c_in, l.kernel],
+        );
+        match ints(&l.w, l.c_out) {
+            Some((b, q, scale)) => {
+                let q = l.to_conv_layout(&q);
+                out.extend(integer_tensors(
+                    &format!("{pre}{name}"),
+                    shape,
+                    &q,
+                    &scale,
+                    b,
+                ));
+            }
+            None => out.push(float(&name, shape, &l.conv_weight())),
+        }
+        out.push(float(&format!("layers.{i}.bias"), vec![l.c_out], &l.bias));
+        out.push(float(&format!("layers.{i}.beta"), vec![l.c_out], &l.beta));
+        out.push(float(
+            &format!("layers.{i}.threshold"),
+            vec![l.c_out],
+            &l.threshold,
+        ));
+    }
+    let r = &net.readout;
+    let shape = vec![r.c_in, r.n_classes];
+    match ints(&r.w, r.n_classes) {
+        Some((b, q, scale)) => out.extend(integer_tensors(
+            &format!("{pre}readout.weight"),
+            shape,
+            &q,
+            &scale,
+            b,
+        )),
+        None => out.push(float("readout.weight", shape, &r.w)),
+    }
+    out.push(float("readout.bias", vec![r.n_classes], &r.bias));
+    out.push(float("readout.beta", vec![r.n_classes], &r.beta));
+    out
+}
+
+/// A weight matrix as integers and its per-neuron scales.
+fn integer_tensors(
+    name: &str,
+    shape: Vec<usize>,
+    q: &[i16],
+    scale: &[f32],
+    bits: u32,
+) -> [FileTensor; 2] {
+    let (dtype, bytes) = if bits <= 8 {
+        (Dtype::I8, q.iter().map(|&v| v as i8 as u8).collect())
+    } else {
+        (Dtype::I16, q.iter().flat_map(|v| v.to_le_bytes()).collect())
+    };
+    [
+        (name.to_string(), dtype, shape, bytes),
+        (
+            format!("{name}_scale"),
+            Dtype::F32,
+            vec![scale.len()],
+            f32s(scale),
+        ),
+    ]
+}
+
 impl Model {
     pub fn labels(&self) -> &[String] {
         &self.config.labels
@@ -121,31 +205,48 @@ impl Model {
         self.config.labels.len()
     }
 
-    pub fn save(&self, path: &Path) -> Result<(), ModelError> {
-        let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-        for (k, net) in self.net.members.iter().enumerate() {
-            let pre = member_prefix(k);
-            let mut push = |name: String, shape: Vec<usize>, v: &[f32]| {
-                tensors.push((format!("{pre}{name}"), shape, f32s(v)))
-            };
-            for (i, l) in net.layers.iter().enumerate() {
-                let shape = vec![l.c_out, l.c_in, l.kernel];
-                push(format!("layers.{i}.weight"), shape, &l.conv_weight());
-                push(format!("layers.{i}.bias"), vec![l.c_out], &l.bias);
-                push(format!("layers.{i}.beta"), vec![l.c_out], &l.beta);
-                push(format!("layers.{i}.threshold"), vec![l.c_out], &l.threshold);
-            }
-            let r = &net.readout;
-            push("readout.weight".into(), vec![r.c_in, r.n_classes], &r.w);
-            push("readout.bias".into(), vec![r.n_classes], &r.bias);
-            push("readout.beta".into(), vec![r.n_classes], &r.beta);
+    /// Every synaptic weight of every network on a signed grid of `bits` (one scale per
+    /// neuron, `snn::quantize`); the training record says so, and `save` then stores the
+    /// weights as integers with their scales.
+    pub fn quantize(&mut self, bits: u32) -> QuantStats {
+        let mut stats = QuantStats::default();
+        for net in &mut self.net.members {
+            stats.add(quantize_network(net, bits));
         }
+        if !self.training.is_object() {
+            self.training = serde_json::json!({});
+        }
+        self.training["quantized"] = serde_json::json!({
+            "weight_bits": bits,
+            "scale": "one per neuron: max |w| / (2^(bits-1) - 1)",
+            "relative_rms_change": stats.relative_rms_error(),
+        });
+        stats
+    }
+
+    /// The bits of the weights' grid, if `quantize` put them on one.
+    pub fn weight_bits(&self) -> Option<u32> {
+        let b = self
+            .training
+            .get("quantized")?
+            .get("weight_bits")?
+            .as_u64()?;
+        u32::try_from(b).ok().filter(|b| quantize::BITS.contains(b))
+    }
+
+    pub fn save(&self, path: &Path) -> Result<(), ModelError> {
+        let bits = self.weight_bits();
+        let mut tensors = Vec::new();
+        for (k, net) in self.net.members.iter().enumerate() {
+            tensors.extend(network_tensors(net, &member_prefix(k), bits));
+        }
+        let integers = tensors.iter().any(|t| t.1 != Dtype::F32);
         let mut views: Vec<(String, TensorView)> = tensors
             .iter()
-            .map(|(n, s, b)| {
+            .map(|(n, dtype, s, b)| {
                 (
                     n.clone(),
-                    TensorView::new(Dtype::F32, s.clone(), b).expect("sizes match"),
+                    TensorView::new(*dtype, s.clone(), b).expect("sizes match"),
                 )
             })
             .collect();
@@ -157,8 +258,11 @@ impl Model {
             meta.insert("replay".to_string(), index.clone());
         }
         meta.insert("format".into(), FORMAT_NAME.into());
-        let version = if self.net.len() > 1 {
-            FORMAT_VERSION
+        // The oldest version that reads the file: 1 one network, 2 an ensemble, 3 integers.
+        let version = if integers {
+            3
+        } else if self.net.len() > 1 {
+            2
         } else {
             1
         };
@@ -521,6 +625,46 @@ impl Tensors<'_> {
         Ok(v)
     }
 
+    /// A weight matrix of exactly `shape`: F32, or integers (I8, I16) times the
+    /// per-neuron scales of `NAME_scale`, the neurons along axis `out_axis`.
+    fn weights(
+        &self,
+        name: &str,
+        shape: &[usize],
+        out_axis: usize,
+    ) -> Result<Vec<f32>, ModelError> {
+        let t = self
+            .st
+            .tensor(name)
+            .map_err(|_| self.invalid(format!("missing tensor {name}")))?;
+        let q: Vec<i16> = match t.dtype() {
+            Dtype::I8 => t.data().iter().map(|&b| i16::from(b as i8)).collect(),
+            Dtype::I16 => t
+                .data()
+                .chunks_exact(2)
+                .map(|b| i16::from_le_bytes([b[0], b[1]]))
+                .collect(),
+            _ => return self.get(name, shape),
+        };
+        if t.shape() != shape {
+            return Err(self.invalid(format!(
+                "tensor {name}: {:?} {:?}, expected {shape:?}",
+                t.dtype(),
+                t.shape()
+            )));
+        }
+        let scale = self.get(&format!("{name}_scale"), &[shape[out_axis]])?;
+        if let Some(x) = scale.iter().find(|x| **x < 0.0) {
+            return Err(self.invalid(format!("tensor {name}_scale holds {x}, below 0")));
+        }
+        let stride = shape[out_axis + 1..].iter().product();
+        let w = quantize::from_integers(&q, &scale, stride);
+        if w.iter().any(|x| !x.is_finite()) {
+            return Err(self.invalid(format!("tensor {name} times its scales overflows")));
+        }
+        Ok(w)
+    }
+
     /// Leaks: within [0, 1] (outside they diverge or oscillate).
     fn leaks(&self, name: &str, n: usize) -> Result<Vec<f32>, ModelError> {
         let v = self.get(name, &[n])?;
@@ -575,7 +719,7 @@ impl Tensors<'_> {
         let mut layers = Vec::new();
         for (i, (&c, &d)) in net.channels.iter().zip(&net.dilations).enumerate() {
             let name = |what: &str| format!("{pre}layers.{i}.{what}");
-            let w = self.get(&name("weight"), &[c, prev, net.kernel])?;
+            let w = self.weights(&name("weight"), &[c, prev, net.kernel], 0)?;
             layers.push(SpikingLayer::from_conv(
                 &w,
                 (c, prev, net.kernel),
@@ -589,7 +733,7 @@ impl Tensors<'_> {
         let readout = Readout {
             c_in: prev,
             n_classes: n,
-            w: self.get(&format!("{pre}readout.weight"), &[prev, n])?,
+            w: self.weights(&format!("{pre}readout.weight"), &[prev, n], 1)?,
             bias: self.get(&format!("{pre}readout.bias"), &[n])?,
             beta: self.leaks(&format!("{pre}readout.beta"), n)?,
         };

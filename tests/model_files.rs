@@ -130,3 +130,93 @@ fn the_stored_replay_survives_a_file_and_a_broken_one_is_refused() {
     let e = Model::from_bytes(&bad, "bad").unwrap_err().to_string();
     assert!(e.contains("replay index"), "{e}");
 }
+
+/// The header of a saved file and where its tensors' data begin.
+fn header(bytes: &[u8]) -> (serde_json::Value, usize) {
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    (serde_json::from_slice(&bytes[8..8 + n]).unwrap(), 8 + n)
+}
+
+#[test]
+fn a_quantized_model_is_stored_as_integers_and_reads_back() {
+    let d = tempfile::tempdir().unwrap();
+    let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/gsc12.safetensors");
+    let mut m = Model::load(&bundled).unwrap();
+    m.quantize(8);
+    let p = d.path().join("q8.safetensors");
+    m.save(&p).unwrap();
+    let bytes = std::fs::read(&p).unwrap();
+    // 875,008 weights of one byte instead of four: the file shrinks by 2.6 MB.
+    let float = std::fs::metadata(&bundled).unwrap().len() as usize;
+    assert!(
+        bytes.len() + 2_500_000 < float,
+        "{} against {float}",
+        bytes.len()
+    );
+    let (h, _) = header(&bytes);
+    assert_eq!(h["layers.1.weight"]["dtype"], "I8");
+    assert_eq!(h["members.9.readout.weight"]["dtype"], "I8");
+    assert_eq!(h["layers.1.bias"]["dtype"], "F32");
+    assert_eq!(h["__metadata__"]["format_version"], "3");
+    let back = Model::load(&p).unwrap();
+    assert_eq!(back.weight_bits(), Some(8));
+    for (a, b) in back.net.members.iter().zip(&m.net.members) {
+        for (la, lb) in a.layers.iter().zip(&b.layers) {
+            for (x, y) in la.w.iter().zip(&lb.w) {
+                assert!((x - y).abs() <= 1e-6 * y.abs().max(1e-3), "{x} {y}");
+            }
+        }
+    }
+    let clip = spikeword::load_wav(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/clips/left_0.wav"),
+        16000,
+    )
+    .unwrap();
+    let mut mf = spikeword::features::MelFrame::new(&m.config.features);
+    let (x, y) = (m.classify(&mut mf, &clip), back.classify(&mut mf, &clip));
+    for (a, b) in x.logits.iter().zip(&y.logits) {
+        assert!((a - b).abs() < 1e-3, "{:?} {:?}", x.logits, y.logits);
+    }
+    // 12 bits: two bytes a weight.
+    let mut m12 = load("valid").unwrap();
+    m12.quantize(12);
+    let p12 = d.path().join("q12.safetensors");
+    m12.save(&p12).unwrap();
+    let (h, _) = header(&std::fs::read(&p12).unwrap());
+    assert_eq!(h["readout.weight"]["dtype"], "I16");
+    assert_eq!(Model::load(&p12).unwrap().weight_bits(), Some(12));
+}
+
+#[test]
+fn integer_weights_without_their_scales_or_with_negative_ones_are_refused() {
+    let mut m = load("valid").unwrap();
+    m.quantize(8);
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("q.safetensors");
+    m.save(&p).unwrap();
+    let bytes = std::fs::read(&p).unwrap();
+    let (h, start) = header(&bytes);
+    // The scale's first value made negative, in place.
+    let at = start
+        + h["layers.0.weight_scale"]["data_offsets"][0]
+            .as_u64()
+            .unwrap() as usize;
+    let mut bad = bytes.clone();
+    bad[at..at + 4].copy_from_slice(&(-1.0f32).to_le_bytes());
+    let e = Model::from_bytes(&bad, "bad").unwrap_err().to_string();
+    assert!(e.contains("layers.0.weight_scale holds -1"), "{e}");
+    bad[at..at + 4].copy_from_slice(&f32::MAX.to_le_bytes());
+    let e = Model::from_bytes(&bad, "bad").unwrap_err().to_string();
+    assert!(
+        e.contains("layers.0.weight times its scales overflows"),
+        "{e}"
+    );
+    // The scale renamed away: the integers alone mean nothing.
+    let text = String::from_utf8_lossy(&bytes[8..start])
+        .replace("layers.0.weight_scale", "layers.0.weight_scalX");
+    let mut bad = bytes[..8].to_vec();
+    bad.extend(text.as_bytes());
+    bad.extend_from_slice(&bytes[start..]);
+    let e = Model::from_bytes(&bad, "bad").unwrap_err().to_string();
+    assert!(e.contains("missing tensor layers.0.weight_scale"), "{e}");
+}

@@ -3,10 +3,9 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use spikeword::Model;
 use spikeword::data::Split;
 use spikeword::eval::{EvalReport, evaluate};
-use spikeword::snn::quantize::{BITS, QuantStats, quantize_network};
+use spikeword::snn::quantize::BITS;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -29,9 +28,9 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<ExitCode> {
     debug_assert!(BITS.contains(&a.bits));
-    let (model, _) = super::load_base_model(&a.model, &a.out)?;
+    let (model, in_path) = super::load_base_model(&a.model, &a.out)?;
     let mut q = model.clone();
-    let stats = quantize(&mut q, a.bits);
+    let stats = q.quantize(a.bits);
     println!(
         "quantized {} synaptic weights of {} network{} to {} bits (one scale per neuron): {:.2} % RMS change",
         stats.weights,
@@ -47,7 +46,12 @@ pub fn run(a: Args) -> Result<ExitCode> {
         println!("{}", compare(&before, &after, a.split));
     }
     q.save(&a.out)?;
-    eprintln!("saved {}", a.out.display());
+    eprintln!(
+        "saved {} ({}; the input {})",
+        a.out.display(),
+        file_size(&a.out),
+        file_size(&in_path)
+    );
     if !q.config.operating_points.is_empty() {
         // Rounding moves the scores a little; a few near-misses sit at each threshold.
         eprintln!(
@@ -58,26 +62,12 @@ pub fn run(a: Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Every member's weights on the grid; the training record says so (`quantized`).
-fn quantize(m: &mut Model, bits: u32) -> QuantStats {
-    let mut stats = QuantStats::default();
-    for net in &mut m.net.members {
-        stats.add(quantize_network(net, bits));
+fn file_size(p: &std::path::Path) -> String {
+    match std::fs::metadata(p).map(|m| m.len() as f64) {
+        Ok(b) if b >= 1e6 => format!("{:.1} MB", b / 1e6),
+        Ok(b) => format!("{:.1} kB", b / 1e3),
+        Err(_) => "size unknown".into(),
     }
-    if !m.training.is_object() {
-        m.training = serde_json::json!({});
-    }
-    if let Some(t) = m.training.as_object_mut() {
-        t.insert(
-            "quantized".into(),
-            serde_json::json!({
-                "weight_bits": bits,
-                "scale": "one per neuron: max |w| / (2^(bits-1) - 1)",
-                "relative_rms_change": stats.relative_rms_error(),
-            }),
-        );
-    }
-    stats
 }
 
 fn compare(before: &EvalReport, after: &EvalReport, split: Split) -> String {

@@ -55,12 +55,17 @@ impl SpikingLayer {
 
     /// Back to `[out][in][k]` (for saving).
     pub fn conv_weight(&self) -> Vec<f32> {
-        let mut out = vec![0.0; self.w.len()];
+        self.to_conv_layout(&self.w)
+    }
+
+    /// Any per-weight values of this layer (in its tap-major order) in `[out][in][k]`.
+    pub fn to_conv_layout<T: Copy + Default>(&self, v: &[T]) -> Vec<T> {
+        let mut out = vec![T::default(); v.len()];
         for o in 0..self.c_out {
             for i in 0..self.c_in {
                 for k in 0..self.kernel {
                     out[(o * self.c_in + i) * self.kernel + k] =
-                        self.w[(k * self.c_in + i) * self.c_out + o];
+                        v[(k * self.c_in + i) * self.c_out + o];
                 }
             }
         }

@@ -86,21 +86,43 @@ pub fn quantize_network(net: &mut Network, bits: u32) -> QuantStats {
 /// The fewest bits whose grid (one scale per output, as `quantize_columns` sets it)
 /// holds every weight of the matrix to within float rounding, or `None` beyond 16.
 pub fn bits_of_columns(w: &[f32], n_out: usize) -> Option<u32> {
+    BITS.clone().find(|&b| to_integers(w, n_out, b).is_some())
+}
+
+/// The integers and per-output scales of a matrix (output index fastest) whose weights
+/// lie on a `bits` grid, `w = q · scale` to a float's last digit; `None` when one does
+/// not. What a chip, or a model file, stores.
+pub fn to_integers(w: &[f32], n_out: usize, bits: u32) -> Option<(Vec<i16>, Vec<f32>)> {
+    assert!(BITS.contains(&bits), "bits out of range: {bits}");
+    let levels = ((1u32 << (bits - 1)) - 1) as f32;
     let mut max_abs = vec![0f32; n_out];
     for row in w.chunks_exact(n_out) {
         for (m, x) in max_abs.iter_mut().zip(row) {
             *m = m.max(x.abs());
         }
     }
-    BITS.clone().find(|&b| {
-        let levels = ((1u32 << (b - 1)) - 1) as f32;
-        w.chunks_exact(n_out).all(|row| {
-            row.iter().zip(&max_abs).all(|(x, m)| {
-                let q = if *m > 0.0 { x / m * levels } else { 0.0 };
-                (q - q.round()).abs() < 1e-3
-            })
-        })
-    })
+    let scale: Vec<f32> = max_abs.iter().map(|m| m / levels).collect();
+    let mut q = Vec::with_capacity(w.len());
+    for row in w.chunks_exact(n_out) {
+        for (x, &s) in row.iter().zip(&scale) {
+            let v = if s > 0.0 { x / s } else { 0.0 };
+            if (v - v.round()).abs() > 1e-3 {
+                return None;
+            }
+            q.push(v.round() as i16);
+        }
+    }
+    Some((q, scale))
+}
+
+/// Weights from integers and per-output scales, the output index along the axis whose
+/// entries lie `stride` apart (`q.len()` a multiple of `stride · scale.len()`).
+pub fn from_integers(q: &[i16], scale: &[f32], stride: usize) -> Vec<f32> {
+    let n = scale.len();
+    q.iter()
+        .enumerate()
+        .map(|(i, &v)| f32::from(v) * scale[(i / stride) % n])
+        .collect()
 }
 
 #[cfg(test)]
@@ -155,6 +177,23 @@ mod tests {
             assert!(bits_of_columns(&q.readout.w, q.readout.n_classes).unwrap() <= bits);
         }
         assert!(last < 1e-3);
+    }
+
+    #[test]
+    fn integers_and_scales_give_the_weights_back() {
+        let mut w = vec![0.9, -0.02, 0.1, 0.013, -0.46, 0.0];
+        quantize_columns(&mut w, 2, 4);
+        let (q, scale) = to_integers(&w, 2, 4).unwrap();
+        assert_eq!(q, vec![7, -7, 1, 5, -4, 0]);
+        let back = from_integers(&q, &scale, 1);
+        for (a, b) in back.iter().zip(&w) {
+            assert!((a - b).abs() <= 1e-6 * a.abs().max(1e-3), "{a} {b}");
+        }
+        // Off the grid: no integers.
+        assert!(to_integers(&[0.9, 0.5, 0.31, 0.2], 2, 4).is_none());
+        // The output index slowest (stride 3: a [2][3] matrix of two outputs).
+        let back = from_integers(&[1, 2, 3, -1, -2, -3], &[0.5, 2.0], 3);
+        assert_eq!(back, vec![0.5, 1.0, 1.5, -2.0, -4.0, -6.0]);
     }
 
     #[test]
