@@ -43,7 +43,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         let (clips, _) = super::eval::labelled_clips(&model, dir, Some(a.split), None, &[])?;
         let (before, _) = evaluate(&model, &clips);
         let (after, _) = evaluate(&q, &clips);
-        println!("{}", compare(&before, &after, a.split));
+        println!("{}", compare(&before, &after, a.split, a.bits));
     }
     q.save(&a.out)?;
     eprintln!(
@@ -55,7 +55,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     if !q.config.operating_points.is_empty() {
         // Rounding moves the scores a little; a few near-misses sit at each threshold.
         eprintln!(
-            "its detection thresholds are the float model's: `spikeword calibrate --model {0} --out {0}` chooses them anew",
+            "its detection thresholds are those of the input: `spikeword calibrate --model {0} --out {0}` chooses them anew",
             a.out.display()
         );
     }
@@ -70,17 +70,20 @@ fn file_size(p: &std::path::Path) -> String {
     }
 }
 
-fn compare(before: &EvalReport, after: &EvalReport, split: Split) -> String {
-    let acc = |r: &EvalReport| {
+fn compare(before: &EvalReport, after: &EvalReport, split: Split, bits: u32) -> String {
+    let line = |what: &str, r: &EvalReport| {
         let correct = (r.accuracy * r.n as f64).round() as usize;
-        spikeword::eval::accuracy_with_interval(correct, r.n)
+        let acc = spikeword::eval::accuracy_with_interval(correct, r.n);
+        let split = format!("{split:?}").to_lowercase();
+        format!(
+            "{split} clips, {what:<15} {}, {:.2} Hz",
+            acc.trim_start(),
+            r.firing_rate_hz
+        )
     };
-    let split = format!("{split:?}").to_lowercase();
     format!(
-        "{split} clips, float:     {}, {:.2} Hz\n{split} clips, quantized: {}, {:.2} Hz",
-        acc(before).trim_start(),
-        before.firing_rate_hz,
-        acc(after).trim_start(),
-        after.firing_rate_hz
+        "{}\n{}",
+        line("as given:", before),
+        line(&format!("{bits}-bit weights:"), after)
     )
 }

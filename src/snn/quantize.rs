@@ -2,7 +2,7 @@
 //!
 //! Every neuron's incoming weights (one output channel of a spiking layer, one class of
 //! the readout) share one scale, `max |w| / (2^(bits−1) − 1)`: its largest weight keeps
-//! its value, so the integers are recovered from a saved file as `round(w / scale)`.
+//! its value, and the integers are `round(w / scale)` (what a model file then stores).
 //! Leaks, thresholds and biases (three numbers per neuron) are left as they are: chips
 //! hold those at a higher precision than their synapses, and a neuron's threshold in
 //! units of its own scale is what a chip would be given.
@@ -43,19 +43,11 @@ impl QuantStats {
 /// spiking layers' tap-major `[k][in][out]` and the readout's `[in][out]`) onto a grid of
 /// `2^(bits−1) − 1` levels each side of zero, one scale per output.
 pub fn quantize_columns(w: &mut [f32], n_out: usize, bits: u32) -> QuantStats {
-    assert!(BITS.contains(&bits), "bits out of range: {bits}");
     assert!(
         n_out > 0 && w.len().is_multiple_of(n_out),
         "not a matrix of {n_out} columns"
     );
-    let levels = ((1u32 << (bits - 1)) - 1) as f32;
-    let mut max_abs = vec![0f32; n_out];
-    for row in w.chunks_exact(n_out) {
-        for (m, x) in max_abs.iter_mut().zip(row) {
-            *m = m.max(x.abs());
-        }
-    }
-    let scale: Vec<f32> = max_abs.iter().map(|m| m / levels).collect();
+    let scale = column_scales(w, n_out, bits);
     let mut stats = QuantStats {
         weights: w.len(),
         ..QuantStats::default()
@@ -70,6 +62,20 @@ pub fn quantize_columns(w: &mut [f32], n_out: usize, bits: u32) -> QuantStats {
         }
     }
     stats
+}
+
+/// One scale per output of a matrix (output index fastest): its largest |w| over the
+/// grid's levels on each side of zero.
+fn column_scales(w: &[f32], n_out: usize, bits: u32) -> Vec<f32> {
+    assert!(BITS.contains(&bits), "bits out of range: {bits}");
+    let levels = ((1u32 << (bits - 1)) - 1) as f32;
+    let mut max_abs = vec![0f32; n_out];
+    for row in w.chunks_exact(n_out) {
+        for (m, x) in max_abs.iter_mut().zip(row) {
+            *m = m.max(x.abs());
+        }
+    }
+    max_abs.iter().map(|m| m / levels).collect()
 }
 
 /// Every synaptic weight of the network (spiking layers and readout) on a `bits` grid.
@@ -93,15 +99,7 @@ pub fn bits_of_columns(w: &[f32], n_out: usize) -> Option<u32> {
 /// lie on a `bits` grid, `w = q · scale` to a float's last digit; `None` when one does
 /// not. What a chip, or a model file, stores.
 pub fn to_integers(w: &[f32], n_out: usize, bits: u32) -> Option<(Vec<i16>, Vec<f32>)> {
-    assert!(BITS.contains(&bits), "bits out of range: {bits}");
-    let levels = ((1u32 << (bits - 1)) - 1) as f32;
-    let mut max_abs = vec![0f32; n_out];
-    for row in w.chunks_exact(n_out) {
-        for (m, x) in max_abs.iter_mut().zip(row) {
-            *m = m.max(x.abs());
-        }
-    }
-    let scale: Vec<f32> = max_abs.iter().map(|m| m / levels).collect();
+    let scale = column_scales(w, n_out, bits);
     let mut q = Vec::with_capacity(w.len());
     for row in w.chunks_exact(n_out) {
         for (x, &s) in row.iter().zip(&scale) {
