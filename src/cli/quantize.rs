@@ -16,7 +16,7 @@ pub struct Args {
     #[arg(long)]
     out: PathBuf,
     /// Bits per synaptic weight, sign included (2–16).
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(2..=16))]
+    #[arg(long, default_value_t = 8, value_parser = bits)]
     bits: u32,
     /// Speech Commands folder: measure the model before and after on --split.
     #[arg(long)]
@@ -27,7 +27,6 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
-    debug_assert!(BITS.contains(&a.bits));
     let (model, in_path) = super::load_base_model(&a.model, &a.out)?;
     let mut q = model.clone();
     let stats = q.quantize(a.bits);
@@ -60,6 +59,17 @@ pub fn run(a: Args) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--bits`: a whole number within `snn::quantize::BITS`.
+fn bits(s: &str) -> Result<u32, String> {
+    s.parse().ok().filter(|b| BITS.contains(b)).ok_or_else(|| {
+        format!(
+            "`{s}` is not a whole number from {} to {}",
+            BITS.start(),
+            BITS.end()
+        )
+    })
 }
 
 fn file_size(p: &std::path::Path) -> String {
