@@ -104,7 +104,9 @@ pub fn to_integers(w: &[f32], n_out: usize, bits: u32) -> Option<(Vec<i16>, Vec<
     for row in w.chunks_exact(n_out) {
         for (x, &s) in row.iter().zip(&scale) {
             let v = if s > 0.0 { x / s } else { 0.0 };
-            if (v - v.round()).abs() > 1e-3 {
+            // A float's rounding grows with the integer: at 16 bits (32,767) it reaches
+            // a few thousandths of a step.
+            if (v - v.round()).abs() > 1e-3 + v.abs() * 1e-6 {
                 return None;
             }
             q.push(v.round() as i16);
@@ -192,6 +194,20 @@ mod tests {
         // The output index slowest (stride 3: a [2][3] matrix of two outputs).
         let back = from_integers(&[1, 2, 3, -1, -2, -3], &[0.5, 2.0], 3);
         assert_eq!(back, vec![0.5, 1.0, 1.5, -2.0, -4.0, -6.0]);
+    }
+
+    #[test]
+    fn every_width_up_to_16_bits_is_found_again() {
+        let cfg = NetworkConfig::default();
+        for bits in [4, 8, 12, 16] {
+            let mut net = random_network(&cfg, 40, 12, u64::from(bits));
+            quantize_network(&mut net, bits);
+            for l in &net.layers {
+                assert_eq!(bits_of_columns(&l.w, l.c_out), Some(bits));
+            }
+            let r = &net.readout;
+            assert_eq!(bits_of_columns(&r.w, r.n_classes), Some(bits));
+        }
     }
 
     #[test]
