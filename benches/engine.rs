@@ -1,11 +1,12 @@
-//! Streaming cost per 10 ms frame (event-driven vs dense) and offline clip throughput,
-//! for the bundled model (all its networks) and for its first network alone.
+//! Streaming cost per 10 ms frame (event-driven vs dense, and in integer arithmetic) and
+//! offline clip throughput, for the bundled model (all its networks) and for its first
+//! network alone.
 //! Run: cargo bench --bench engine
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use spikeword::detect::{DetectorConfig, Engine};
 use spikeword::features::MelFrame;
-use spikeword::snn::Mode;
+use spikeword::snn::{FixedSpec, Mode};
 use spikeword::{Model, load_wav};
 
 fn bench(c: &mut Criterion) {
@@ -47,6 +48,13 @@ fn bench_model(c: &mut Criterion, tag: &str, model: &Model) {
             b.iter(|| model.net.forward_clip(&input, mode).0)
         });
     }
+    // The same networks with 8-bit weights in integer arithmetic, as a chip runs them.
+    let mut q = model.clone();
+    q.quantize(8);
+    let fixed = q.integer_engine(&FixedSpec::default()).unwrap();
+    g.bench_function("network_integer_8bit_per_frame", |b| {
+        b.iter(|| fixed.forward_clip(&input).0)
+    });
     g.finish();
 
     let clip = load_wav(&root.join("assets/clips/yes_0.wav"), 16000).unwrap();

@@ -45,7 +45,7 @@ fn main() -> Result<()> {
     let rate = model.config.features.sample_rate;
     let (keyword, other) = joined_streams(&m, minutes, rate, &[seed]).context("no seed")?;
     for (name, stream) in [("kw", keyword), ("nc", other)] {
-        let frames = run_stream(&model, &stream);
+        let frames = run_stream(&model, &stream, None);
         write_f32(&out.join(format!("{name}_scores.f32")), frames.scores())?;
         write_f32(&out.join(format!("{name}_energy.f32")), frames.energy())?;
         let meta = serde_json::json!({"labels": model.labels(), "window": model.decision_window(),

@@ -6,6 +6,7 @@ use serde::Serialize;
 use crate::data::{LabeledAudio, SplitRule};
 use crate::features::with_mel_frame;
 use crate::model::{ClipOutput, Model};
+use crate::snn::{FixedEnsemble, FixedStats};
 use crate::util::{argmax, parallel_map};
 
 #[derive(Debug, Clone, Serialize)]
@@ -33,6 +34,27 @@ pub struct EvalReport {
     pub synops_per_s: f64,
     /// The same network run densely, for comparison.
     pub dense_macs_per_s: f64,
+    /// Present when the clips ran on the integer engine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub integer: Option<IntegerReport>,
+}
+
+/// How the integer engine (`snn::fixed`) did beside the float one on the same clips.
+#[derive(Debug, Clone, Serialize)]
+pub struct IntegerReport {
+    pub weight_bits: Option<u32>,
+    pub input_bits: u32,
+    pub input_range: f32,
+    pub leak_bits: u32,
+    pub frac_bits: u32,
+    /// Bits of a signed register that held every membrane.
+    pub membrane_bits: u32,
+    /// Share of the rounded input values clipped to the input range.
+    pub clipped_inputs: f64,
+    /// The float engine's accuracy on the same clips, and the share of clips where both
+    /// engines chose the same label.
+    pub float_accuracy: f64,
+    pub same_decisions: f64,
 }
 
 /// The Wilson score 95 % interval of a proportion `correct / n` (sound at small n and near
@@ -133,7 +155,47 @@ fn report(model: &Model, data: &[LabeledAudio], outs: &[ClipOutput]) -> EvalRepo
         input_spikes_per_s: input_spikes as f64 / secs,
         synops_per_s: synops as f64 / secs,
         dense_macs_per_s: dense_per_frame as f64 * model.config.features.frame_rate() as f64,
+        integer: None,
     }
+}
+
+/// `evaluate` on the integer engine, side by side with the float engine on the same clips.
+/// (`engine` from `Model::integer_engine`).
+pub fn evaluate_integer(
+    model: &Model,
+    engine: &FixedEnsemble,
+    data: &[LabeledAudio],
+) -> (EvalReport, Vec<ClipOutput>) {
+    let spec = engine.spec();
+    let both = parallel_map(data, |a| {
+        with_mel_frame(&model.config.features, |mf| {
+            let (fixed, stats) = model.classify_fixed(engine, mf, &a.samples);
+            (fixed, stats, model.classify(mf, &a.samples))
+        })
+    });
+    let mut stats = FixedStats::default();
+    let (mut same, mut float_correct) = (0usize, 0usize);
+    for ((fixed, s, float), a) in both.iter().zip(data) {
+        stats.merge(s);
+        let chosen = argmax(&float.logits);
+        same += (argmax(&fixed.logits) == chosen) as usize;
+        float_correct += (chosen == a.label) as usize;
+    }
+    let outs: Vec<ClipOutput> = both.into_iter().map(|(o, _, _)| o).collect();
+    let mut rep = report(model, data, &outs);
+    let share = |k: usize| k as f64 / data.len().max(1) as f64;
+    rep.integer = Some(IntegerReport {
+        weight_bits: model.weight_bits(),
+        input_bits: spec.input_bits,
+        input_range: spec.input_range,
+        leak_bits: spec.leak_bits,
+        frac_bits: spec.frac_bits,
+        membrane_bits: stats.membrane_bits(),
+        clipped_inputs: stats.clipped_inputs as f64 / stats.inputs.max(1) as f64,
+        float_accuracy: share(float_correct),
+        same_decisions: share(same),
+    });
+    (rep, outs)
 }
 
 impl EvalReport {
@@ -169,6 +231,9 @@ impl EvalReport {
             self.dense_macs_per_s / self.synops_per_s.max(1.0),
             self.input_spikes_per_s
         );
+        if let Some(i) = &self.integer {
+            let _ = writeln!(s, "{}", i.to_text());
+        }
         let _ = writeln!(s, "\nper class:");
         for c in &self.per_class {
             let _ = writeln!(
@@ -199,6 +264,28 @@ impl EvalReport {
             let _ = writeln!(s);
         }
         s
+    }
+}
+
+impl IntegerReport {
+    /// Two lines: the formats and registers, then the float engine beside it.
+    fn to_text(&self) -> String {
+        let weights = match self.weight_bits {
+            Some(b) => format!("{b}-bit weights"),
+            None => "integer weights".into(),
+        };
+        format!(
+            "integer arithmetic: {weights}, {}-bit inputs (±{} sd, {:.3} % clipped), {}-bit leaks, membranes within {} bits ({} fraction bits)\n\
+             float engine on the same clips: {:.2} %, the same label on {:.2} % of them",
+            self.input_bits,
+            self.input_range,
+            100.0 * self.clipped_inputs,
+            self.leak_bits,
+            self.membrane_bits,
+            self.frac_bits,
+            100.0 * self.float_accuracy,
+            100.0 * self.same_decisions,
+        )
     }
 }
 

@@ -15,7 +15,10 @@ use crate::encoding;
 use crate::features::{self, MelFrame, Normalizer};
 use crate::replay::{self, ReplayStore};
 use crate::snn::quantize::{self, QuantStats, quantize_network};
-use crate::snn::{Ensemble, Mode, Network, Readout, SpikingLayer};
+use crate::snn::{
+    Ensemble, FixedEnsemble, FixedError, FixedSpec, FixedStats, Mode, Network, Readout,
+    SpikingLayer,
+};
 
 /// Bumped whenever the file layout or the meaning of a weight changes. Version 2 added
 /// ensembles, version 3 integer weights (quantized models); a file is written with the
@@ -496,6 +499,33 @@ impl Model {
             synops: st.synops(),
             frames: st.frames() as usize,
         }
+    }
+
+    /// Every network of the model in integer arithmetic (`snn::fixed`); its weights must
+    /// lie on a grid (`quantize`).
+    pub fn integer_engine(&self, spec: &FixedSpec) -> Result<FixedEnsemble, FixedError> {
+        let current = self.config.encoder == EncoderConfig::Current;
+        FixedEnsemble::new(&self.net, current, spec)
+    }
+
+    /// `classify` on the integer engine made by `integer_engine`, with its registers' use.
+    pub fn classify_fixed(
+        &self,
+        engine: &FixedEnsemble,
+        mf: &mut MelFrame,
+        samples: &[f32],
+    ) -> (ClipOutput, FixedStats) {
+        let (input, input_spikes) = self.encode(mf, samples);
+        let (logits, stats) = engine.forward_clip(&input);
+        let out = ClipOutput {
+            probs: softmax(&logits),
+            logits,
+            spike_counts: stats.spike_counts.clone(),
+            input_spikes: input_spikes as u64,
+            synops: stats.synops,
+            frames: stats.frames as usize,
+        };
+        (out, stats)
     }
 }
 

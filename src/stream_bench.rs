@@ -14,6 +14,7 @@ use crate::data::synth::speak_texts;
 use crate::data::{Dataset, LabeledAudio, Split, load_labeled};
 use crate::detect::{Detector, DetectorConfig, Engine, Event};
 use crate::model::Model;
+use crate::snn::FixedEnsemble;
 use crate::util::Rng;
 
 /// Sentences with none of the Speech Commands keywords (nor their homophones), voiced by
@@ -303,9 +304,12 @@ pub struct Frames {
     energy: Vec<f32>,
 }
 
-/// Runs the stream through the streaming engine once.
-pub fn run_stream(model: &Model, stream: &Stream) -> Frames {
+/// Runs the stream through the streaming engine once (in integers with `integer`).
+pub fn run_stream(model: &Model, stream: &Stream, integer: Option<&FixedEnsemble>) -> Frames {
     let mut engine = Engine::new(model, DetectorConfig::default());
+    if let Some(fixed) = integer {
+        engine = engine.in_integers(fixed);
+    }
     let (mut scores, mut energy) = (Vec::new(), Vec::new());
     for chunk in stream.samples.chunks(1600) {
         engine.push_scores(chunk, |s, e| {

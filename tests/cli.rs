@@ -4,6 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use spikeword::data::gsc::split_of;
+use spikeword::data::{Split, SplitRule};
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_spikeword"))
 }
@@ -226,6 +229,16 @@ fn listen_from_a_file_prints_the_same_events_as_json_lines() {
     assert!(stderr(&o).contains("summary:"));
 }
 
+/// The ten asset clips in the Speech Commands layout under `dir`, each as `file`.
+fn ten_words(dir: &Path, file: &str) {
+    for w in [
+        "yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go",
+    ] {
+        std::fs::create_dir_all(dir.join(w)).unwrap();
+        std::fs::copy(clip(w), dir.join(w).join(file)).unwrap();
+    }
+}
+
 #[test]
 fn eval_on_the_bundled_clips() {
     let d = tempfile::tempdir().unwrap();
@@ -235,12 +248,7 @@ fn eval_on_the_bundled_clips() {
         Some(1),
         "an empty folder has nothing to evaluate"
     );
-    for w in [
-        "yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go",
-    ] {
-        std::fs::create_dir_all(d.path().join(w)).unwrap();
-        std::fs::copy(clip(w), d.path().join(w).join("a_nohash_0.wav")).unwrap();
-    }
+    ten_words(d.path(), "a_nohash_0.wav");
     let o = run(&["eval", "--data", d.path().to_str().unwrap(), "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let r: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
@@ -562,4 +570,94 @@ fn quantize_puts_every_weight_on_the_grid_and_keeps_the_words() {
     ]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(!bad.exists());
+}
+
+#[test]
+fn eval_runs_a_quantized_model_in_integer_arithmetic_beside_the_float_engine() {
+    let d = tempfile::tempdir().unwrap();
+    let q = d.path().join("q8.safetensors");
+    let q = q.to_str().unwrap();
+    // A speaker of the bundled model's validation split, where `quantize` measures.
+    let file = (0..)
+        .map(|i| format!("{i:08x}_nohash_0.wav"))
+        .find(|f| split_of(f, &SplitRule::Salted) == Split::Validation)
+        .unwrap();
+    let data = d.path().join("clips");
+    ten_words(&data, &file);
+    let data = data.to_str().unwrap();
+    let o = run(&["quantize", "--out", q, "--data", data]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("clips, in integers:"), "{}", stdout(&o));
+    let o = run(&["eval", "--model", q, "--data", data, "--integer", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let i = &r["integer"];
+    assert_eq!(i["weight_bits"], 8);
+    assert_eq!(
+        (i["input_bits"].as_u64(), i["leak_bits"].as_u64()),
+        (Some(8), Some(12))
+    );
+    let same = i["same_decisions"].as_f64().unwrap();
+    assert!(same >= 0.9, "{same}");
+    assert!(r["accuracy"].as_f64().unwrap() >= 0.6, "{r}");
+    let bits = i["membrane_bits"].as_u64().unwrap();
+    assert!((12..=32).contains(&bits), "{bits}");
+    let hz = r["firing_rate_hz"].as_f64().unwrap();
+    assert!(hz > 0.1 && hz < 20.0, "{hz} Hz");
+    // The float engine's report has no integer part; the text says what ran.
+    let o = run(&["eval", "--model", q, "--data", data, "--json"]);
+    assert!(serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap()["integer"].is_null());
+    let o = run(&[
+        "eval",
+        "--model",
+        q,
+        "--data",
+        data,
+        "--integer",
+        "--leak-bits",
+        "6",
+    ]);
+    assert!(
+        stdout(&o).contains("8-bit weights, 8-bit inputs"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("6-bit leaks"), "{}", stdout(&o));
+    // The streaming path in integers finds the demo recording's words as in float.
+    let words = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["detect", "--json", "--model", q, "assets/demo_words.wav"];
+        args.extend(extra);
+        let o = run(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["word"].to_string())
+            .collect()
+    };
+    let float = words(&[]);
+    assert!(float.len() >= 4, "{float:?}");
+    assert_eq!(words(&["--integer"]), float);
+    // A float model, formats out of range, a format without --integer: clear errors.
+    for args in [
+        vec!["eval", "--data", data, "--integer"],
+        vec!["detect", "assets/demo_words.wav", "--integer"],
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(stderr(&o).contains("spikeword quantize"), "{}", stderr(&o));
+    }
+    let o = run(&[
+        "eval",
+        "--model",
+        q,
+        "--data",
+        data,
+        "--integer",
+        "--leak-bits",
+        "0",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("from 1 to 16"), "{}", stderr(&o));
+    let o = run(&["eval", "--model", q, "--data", data, "--input-bits", "6"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }

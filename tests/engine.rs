@@ -7,6 +7,7 @@ use spikeword::audio::fit_length;
 use spikeword::data::{Dataset, Split, SplitRule};
 use spikeword::detect::{DetectorConfig, Engine};
 use spikeword::features::MelFrame;
+use spikeword::snn::{FixedEnsemble, FixedSpec};
 use spikeword::util::argmax;
 use spikeword::{Model, load_wav};
 
@@ -46,7 +47,7 @@ fn recorded_noise(shared: &Path, len: usize) -> Vec<f32> {
 /// The share of the held-out word clips whose offline decision `m` keeps inside a stream
 /// after 0.5 s of digital silence, 0.5 s of background noise and another word (`None`
 /// without the shared data).
-fn stream_agreement(m: &Model) -> Option<[f64; 3]> {
+fn stream_agreement(m: &Model, integer: Option<&FixedEnsemble>) -> Option<[f64; 3]> {
     let shared = common::speech_commands()?;
     let ds = Dataset::scan(&shared, &SplitRule::Salted).unwrap();
     let clips: Vec<_> = ds.split(Split::Test).collect();
@@ -62,8 +63,17 @@ fn stream_agreement(m: &Model) -> Option<[f64; 3]> {
         let mut same = 0;
         for c in &clips {
             let x = fit_length(&load_wav(&c.path, 16000).unwrap(), 16000);
-            let offline = argmax(&m.classify(&mut mf, &x).logits);
-            let mut e = Engine::new(m, DetectorConfig::default());
+            let (offline, mut e) = match integer {
+                Some(fixed) => (
+                    m.classify_fixed(fixed, &mut mf, &x).0,
+                    Engine::new(m, DetectorConfig::default()).in_integers(fixed),
+                ),
+                None => (
+                    m.classify(&mut mf, &x),
+                    Engine::new(m, DetectorConfig::default()),
+                ),
+            };
+            let offline = argmax(&offline.logits);
             e.push(ctx, |_| {});
             e.push(&x, |_| {});
             // The smoothing window is the clip's decision window (its last frames), so the
@@ -82,7 +92,7 @@ fn stream_agreement(m: &Model) -> Option<[f64; 3]> {
 
 #[test]
 fn a_clip_inside_a_stream_gets_its_offline_label() {
-    let Some(agreement) = stream_agreement(&model()) else {
+    let Some(agreement) = stream_agreement(&model(), None) else {
         return;
     };
     // One network's decision flips on a few per cent of clips under any perturbation
@@ -95,15 +105,28 @@ fn a_clip_inside_a_stream_gets_its_offline_label() {
 }
 
 #[test]
+fn a_clip_inside_a_stream_gets_its_offline_label_in_integer_arithmetic() {
+    let mut m = model();
+    m.quantize(8);
+    let fixed = m.integer_engine(&FixedSpec::default()).unwrap();
+    let Some(agreement) = stream_agreement(&m, Some(&fixed)) else {
+        return;
+    };
+    for a in agreement {
+        assert!(a >= 0.98, "{agreement:?}");
+    }
+}
+
+#[test]
 fn state_size_stays_constant_over_a_long_stream() {
     let m = model();
     let mut e = Engine::new(&m, DetectorConfig::default());
     e.push(&noise(16000), |_| {});
-    let size = e.state().size_bytes();
+    let size = e.state().unwrap().size_bytes();
     for _ in 0..30 {
         e.push(&noise(16000), |_| {});
     }
-    assert_eq!(e.state().size_bytes(), size);
+    assert_eq!(e.state().unwrap().size_bytes(), size);
     assert_eq!(e.frames_seen(), (31 * 16000 - 480) / 160 + 1);
 }
 

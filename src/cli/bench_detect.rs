@@ -73,6 +73,10 @@ pub struct StreamArgs {
     /// whose false alarms come from a few clips at one noise level per stream).
     #[arg(long, value_delimiter = ',')]
     seed: Vec<u64>,
+    /// Run the networks in integer arithmetic, as a neuromorphic chip would (the model's
+    /// weights must be on a grid: `spikeword quantize`).
+    #[arg(long)]
+    integer: bool,
 }
 
 /// Both streams, run through the model once.
@@ -143,9 +147,10 @@ impl StreamArgs {
                 format!("; no {}", missing.join(", "))
             }
         );
+        let integer = super::integer_engine(model, self.integer)?;
         Ok(Streams {
-            keyword_frames: run_stream(model, &keyword),
-            other_frames: run_stream(model, &other),
+            keyword_frames: run_stream(model, &keyword, integer.as_ref()),
+            other_frames: run_stream(model, &other, integer.as_ref()),
             keyword,
             other,
             summary,

@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use spikeword::audio::{AudioSource, FileSource};
 use spikeword::detect::{DetectorConfig, Engine, Event};
 use spikeword::plot::{Figure, Mark, figure_png};
+use spikeword::snn::FixedEnsemble;
 
 use super::classify::Format;
 
@@ -36,6 +37,10 @@ pub struct DetectorArgs {
     /// window for about a second, and its tail must not fire as another word.
     #[arg(long, default_value_t = 0.9, value_parser = super::values::non_negative)]
     pub refractory: f32,
+    /// Run the networks in integer arithmetic, as a neuromorphic chip would (the model's
+    /// weights must be on a grid: `spikeword quantize`).
+    #[arg(long)]
+    pub integer: bool,
 }
 
 fn parse_kv(s: &str) -> Result<(String, f32), String> {
@@ -48,6 +53,20 @@ fn parse_kv(s: &str) -> Result<(String, f32), String> {
 }
 
 impl DetectorArgs {
+    /// The streaming engine these options describe, in integers when `integer` holds the
+    /// engine `--integer` asked for (`super::integer_engine`).
+    pub fn engine<'m>(
+        &self,
+        model: &'m spikeword::Model,
+        integer: Option<&'m FixedEnsemble>,
+    ) -> Result<Engine<'m>> {
+        let engine = Engine::new(model, self.config(model)?);
+        Ok(match integer {
+            Some(fixed) => engine.in_integers(fixed),
+            None => engine,
+        })
+    }
+
     /// The detector settings for `model`, checked against its words.
     pub fn config(&self, model: &spikeword::Model) -> Result<DetectorConfig> {
         let frame_rate = model.config.features.frame_rate();
@@ -162,7 +181,8 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let fcfg = model.config.features.clone();
     let mut src = FileSource::open(&a.file, fcfg.sample_rate)
         .with_context(|| a.file.display().to_string())?;
-    let mut engine = Engine::new(&model, a.det.config(&model)?);
+    let integer = super::integer_engine(&model, a.det.integer)?;
+    let mut engine = a.det.engine(&model, integer.as_ref())?;
     let max_keep = PNG_MAX_SECONDS * fcfg.sample_rate as usize;
     let keep_up_to = if a.png.is_some() { max_keep } else { 0 };
     let mut events = Vec::new();

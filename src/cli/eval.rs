@@ -6,7 +6,8 @@ use anyhow::Result;
 use spikeword::Model;
 use spikeword::data::{Dataset, Split, SplitRule};
 use spikeword::data::{LabeledAudio, load_labeled};
-use spikeword::eval::{evaluate, model_split_rule};
+use spikeword::eval::{evaluate, evaluate_integer, model_split_rule};
+use spikeword::snn::{FixedSpec, fixed};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -31,12 +32,61 @@ pub struct Args {
     /// Confusion matrix picture.
     #[arg(long)]
     png: Option<PathBuf>,
+    /// Run the networks in integer arithmetic, as a neuromorphic chip would (the model's
+    /// weights must be on a grid: `spikeword quantize`), beside the float engine.
+    #[arg(long)]
+    integer: bool,
+    /// With --integer: bits of an input value (current-injection encoders).
+    #[arg(long, requires = "integer", value_parser = input_bits)]
+    input_bits: Option<u32>,
+    /// With --integer: inputs (normalised, in standard deviations) are clipped to ±this.
+    #[arg(long, requires = "integer", value_parser = super::values::positive)]
+    input_range: Option<f32>,
+    /// With --integer: fraction bits of a leak factor.
+    #[arg(long, requires = "integer", value_parser = leak_bits)]
+    leak_bits: Option<u32>,
+    /// With --integer: fraction bits a membrane keeps below its synapses' grid step.
+    #[arg(long, requires = "integer", value_parser = frac_bits)]
+    frac_bits: Option<u32>,
+}
+
+fn input_bits(s: &str) -> Result<u32, String> {
+    super::values::whole_within(s, &fixed::INPUT_BITS)
+}
+
+fn leak_bits(s: &str) -> Result<u32, String> {
+    super::values::whole_within(s, &fixed::LEAK_BITS)
+}
+
+fn frac_bits(s: &str) -> Result<u32, String> {
+    super::values::whole_within(s, &fixed::FRAC_BITS)
+}
+
+impl Args {
+    /// The integer engine's formats: the defaults with what was given.
+    fn fixed_spec(&self) -> FixedSpec {
+        let d = FixedSpec::default();
+        FixedSpec {
+            input_bits: self.input_bits.unwrap_or(d.input_bits),
+            input_range: self.input_range.unwrap_or(d.input_range),
+            leak_bits: self.leak_bits.unwrap_or(d.leak_bits),
+            frac_bits: self.frac_bits.unwrap_or(d.frac_bits),
+        }
+    }
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
     let model = super::load_model(&a.model)?;
+    // Before the clips are read: a float model is refused at once.
+    let engine = match a.integer {
+        true => Some(model.integer_engine(&a.fixed_spec())?),
+        false => None,
+    };
     let (data, failed) = labelled_clips(&model, &a.data, a.split, a.split_rule.clone(), &a.ignore)?;
-    let (rep, _) = evaluate(&model, &data);
+    let rep = match &engine {
+        Some(engine) => evaluate_integer(&model, engine, &data).0,
+        None => evaluate(&model, &data).0,
+    };
     if a.json {
         println!("{}", serde_json::to_string(&rep)?);
     } else {

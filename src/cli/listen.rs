@@ -67,8 +67,9 @@ pub fn run(a: Args) -> Result<ExitCode> {
         None => super::open_mic(a.device.as_deref(), rate)?,
     };
     let format = if a.json { Format::Json } else { Format::Table };
+    let integer = super::integer_engine(&model, a.det.integer)?;
     let mut listener = Listener {
-        engine: Engine::new(&model, a.det.config(&model)?),
+        engine: a.det.engine(&model, integer.as_ref())?,
         out: std::io::stdout().lock(),
         format,
         samples: 0,

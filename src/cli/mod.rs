@@ -107,6 +107,18 @@ pub fn load_model(path: &Option<PathBuf>) -> Result<Model> {
     Ok(Model::load(&p)?)
 }
 
+/// The integer engine (default formats) when `--integer` asked for one; a model whose
+/// weights are not on a grid is refused with what to do.
+pub fn integer_engine(
+    model: &Model,
+    integer: bool,
+) -> Result<Option<spikeword::snn::FixedEnsemble>> {
+    Ok(match integer {
+        true => Some(model.integer_engine(&spikeword::snn::FixedSpec::default())?),
+        false => None,
+    })
+}
+
 /// Loads the model a new file is made from (`--model`, or the bundled one) and refuses an
 /// `--out` that would replace it; returns the model and where it came from.
 pub fn load_base_model(model: &Option<PathBuf>, out: &std::path::Path) -> Result<(Model, PathBuf)> {

@@ -4,7 +4,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use spikeword::data::Split;
-use spikeword::eval::{EvalReport, evaluate};
+use spikeword::eval::{EvalReport, evaluate, evaluate_integer};
+use spikeword::snn::FixedSpec;
 use spikeword::snn::quantize::BITS;
 
 #[derive(clap::Args)]
@@ -42,7 +43,10 @@ pub fn run(a: Args) -> Result<ExitCode> {
         let (clips, _) = super::eval::labelled_clips(&model, dir, Some(a.split), None, &[])?;
         let (before, _) = evaluate(&model, &clips);
         let (after, _) = evaluate(&q, &clips);
+        let engine = q.integer_engine(&FixedSpec::default())?;
+        let (integer, _) = evaluate_integer(&q, &engine, &clips);
         println!("{}", compare(&before, &after, a.split, a.bits));
+        println!("{}", integer_line(&integer, a.split));
     }
     q.save(&a.out)?;
     eprintln!(
@@ -63,13 +67,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
 
 /// `--bits`: a whole number within `snn::quantize::BITS`.
 fn bits(s: &str) -> Result<u32, String> {
-    s.parse().ok().filter(|b| BITS.contains(b)).ok_or_else(|| {
-        format!(
-            "`{s}` is not a whole number from {} to {}",
-            BITS.start(),
-            BITS.end()
-        )
-    })
+    super::values::whole_within(s, &BITS)
 }
 
 fn file_size(p: &std::path::Path) -> String {
@@ -81,19 +79,31 @@ fn file_size(p: &std::path::Path) -> String {
 }
 
 fn compare(before: &EvalReport, after: &EvalReport, split: Split, bits: u32) -> String {
-    let line = |what: &str, r: &EvalReport| {
-        let correct = (r.accuracy * r.n as f64).round() as usize;
-        let acc = spikeword::eval::accuracy_with_interval(correct, r.n);
-        let split = format!("{split:?}").to_lowercase();
-        format!(
-            "{split} clips, {what:<15} {}, {:.2} Hz",
-            acc.trim_start(),
-            r.firing_rate_hz
-        )
-    };
     format!(
         "{}\n{}",
-        line("as given:", before),
-        line(&format!("{bits}-bit weights:"), after)
+        line(split, "as given:", before),
+        line(split, &format!("{bits}-bit weights:"), after)
+    )
+}
+
+/// One report as a line: `validation clips, WHAT  88.92 % (353/397, …), 4.56 Hz`.
+fn line(split: Split, what: &str, r: &EvalReport) -> String {
+    let correct = (r.accuracy * r.n as f64).round() as usize;
+    let acc = spikeword::eval::accuracy_with_interval(correct, r.n);
+    let split = format!("{split:?}").to_lowercase();
+    format!(
+        "{split} clips, {what:<15} {}, {:.2} Hz",
+        acc.trim_start(),
+        r.firing_rate_hz
+    )
+}
+
+/// The integer engine's line (`snn::fixed`, default formats), with its agreement.
+fn integer_line(r: &EvalReport, split: Split) -> String {
+    let same = r.integer.as_ref().map_or(0.0, |i| i.same_decisions);
+    format!(
+        "{}; the same label as in float on {:.1} %",
+        line(split, "in integers:", r),
+        100.0 * same
     )
 }

@@ -12,6 +12,17 @@ pub fn count(s: &str) -> Result<usize, String> {
     Ok(n)
 }
 
+/// A whole number within `range`; the refusal names the range in words.
+pub fn whole_within(s: &str, range: &std::ops::RangeInclusive<u32>) -> Result<u32, String> {
+    s.parse().ok().filter(|b| range.contains(b)).ok_or_else(|| {
+        format!(
+            "`{s}` is not a whole number from {} to {}",
+            range.start(),
+            range.end()
+        )
+    })
+}
+
 /// A finite number above 0.
 pub fn positive(s: &str) -> Result<f32, String> {
     let v = finite(s)?;

@@ -5,16 +5,23 @@
 use crate::encoding::{self, Encoder};
 use crate::features::{Normalizer, StreamingMel};
 use crate::model::Model;
-use crate::snn::{EnsembleState, Mode};
+use crate::snn::{EnsembleState, FixedEnsemble, FixedEnsembleState, Mode};
 
 use super::detector::{Detector, DetectorConfig, Event};
+
+/// The arithmetic the networks run in.
+enum Backend<'m> {
+    Float(EnsembleState),
+    /// `snn::fixed`: integers as on a chip.
+    Integer(&'m FixedEnsemble, FixedEnsembleState),
+}
 
 pub struct Engine<'m> {
     model: &'m Model,
     mel: StreamingMel,
     norm: Normalizer,
     encoder: Box<dyn Encoder>,
-    state: EnsembleState,
+    backend: Backend<'m>,
     detector: Detector,
     mode: Mode,
     enc: Vec<f32>,
@@ -36,7 +43,7 @@ impl<'m> Engine<'m> {
             norm: model.normalizer(),
             enc: vec![0.0; encoder.out_channels()],
             encoder,
-            state: model.net.new_state(),
+            backend: Backend::Float(model.net.new_state()),
             detector: Detector::new(model.labels(), &model.config.features, cfg),
             mode: Mode::Event,
             model,
@@ -48,6 +55,12 @@ impl<'m> Engine<'m> {
     /// Dense synaptic integration instead of event-driven (benchmarks).
     pub fn with_mode(mut self, mode: Mode) -> Self {
         self.mode = mode;
+        self
+    }
+
+    /// Runs the networks in integer arithmetic (`Model::integer_engine`) from the start.
+    pub fn in_integers(mut self, engine: &'m FixedEnsemble) -> Self {
+        self.backend = Backend::Integer(engine, engine.new_state());
         self
     }
 
@@ -77,7 +90,7 @@ impl<'m> Engine<'m> {
             self.norm.apply(f);
             self.input_spikes += self.encoder.encode(f, &mut self.enc) as u64;
             on_frame(
-                self.model.net.step(&mut self.state, &self.enc, self.mode),
+                step_networks(&mut self.backend, self.model, &self.enc, self.mode),
                 energy,
             );
         }
@@ -89,7 +102,7 @@ impl<'m> Engine<'m> {
         let energy = log_energy(logmel);
         self.norm.apply(logmel);
         self.input_spikes += self.encoder.encode(logmel, &mut self.enc) as u64;
-        let scores = self.model.net.step(&mut self.state, &self.enc, self.mode);
+        let scores = step_networks(&mut self.backend, self.model, &self.enc, self.mode);
         self.detector.push(scores, energy)
     }
 
@@ -103,12 +116,32 @@ impl<'m> Engine<'m> {
         self.detector.smoothed()
     }
 
-    pub fn state(&self) -> &EnsembleState {
-        &self.state
+    /// The float networks' state (`None` in integers).
+    pub fn state(&self) -> Option<&EnsembleState> {
+        match &self.backend {
+            Backend::Float(st) => Some(st),
+            Backend::Integer(..) => None,
+        }
     }
 
     pub fn frames_seen(&self) -> u64 {
-        self.state.frames()
+        match &self.backend {
+            Backend::Float(st) => st.frames(),
+            Backend::Integer(_, st) => st.frames(),
+        }
+    }
+}
+
+/// One frame of encoded input through the networks; their mean class scores.
+fn step_networks<'s>(
+    backend: &'s mut Backend,
+    model: &Model,
+    input: &[f32],
+    mode: Mode,
+) -> &'s [f32] {
+    match backend {
+        Backend::Float(st) => model.net.step(st, input, mode),
+        Backend::Integer(engine, st) => engine.step(st, input),
     }
 }
 

@@ -145,7 +145,7 @@ pub fn mine(
         bail!("no other-word clips of the training speakers and no sentences to make negatives of");
     }
     let stream = no_command_stream(&m, opts.minutes, rate, opts.seed);
-    let closest = run_stream(model, &stream).closest_to_firing(model);
+    let closest = run_stream(model, &stream, None).closest_to_firing(model);
     let cut = Cutter::new(model, &stream.samples);
     let hard = peaks(&closest, opts.level, cut.first_frame());
     let mut rng = Rng::new(opts.seed ^ 0x6e65_6761);
