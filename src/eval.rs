@@ -47,8 +47,10 @@ pub struct IntegerReport {
     pub input_range: f32,
     pub leak_bits: u32,
     pub frac_bits: u32,
-    /// Bits of a signed register that held every membrane.
+    /// Bits of a signed register that held every membrane: the widest, then per spiking
+    /// layer and, last, the readout.
     pub membrane_bits: u32,
+    pub membrane_bits_per_layer: Vec<u32>,
     /// Share of the rounded input values clipped to the input range.
     pub clipped_inputs: f64,
     /// The float engine's accuracy on the same clips, and the share of clips where both
@@ -190,7 +192,8 @@ pub fn evaluate_integer(
         input_range: spec.input_range,
         leak_bits: spec.leak_bits,
         frac_bits: spec.frac_bits,
-        membrane_bits: stats.membrane_bits(),
+        membrane_bits: stats.membrane_bits().into_iter().max().unwrap_or(0),
+        membrane_bits_per_layer: stats.membrane_bits(),
         clipped_inputs: stats.clipped_inputs as f64 / stats.inputs.max(1) as f64,
         float_accuracy: share(float_correct),
         same_decisions: share(same),
@@ -267,6 +270,15 @@ impl EvalReport {
     }
 }
 
+/// `layers 23 / 16 / 16, readout 16` from the spiking layers' widths and the readout's last.
+fn per_layer_bits(bits: &[u32]) -> String {
+    let Some((readout, layers)) = bits.split_last() else {
+        return String::new();
+    };
+    let layers: Vec<String> = layers.iter().map(u32::to_string).collect();
+    format!("layers {}, readout {readout}", layers.join(" / "))
+}
+
 impl IntegerReport {
     /// Two lines: the formats and registers, then the float engine beside it.
     fn to_text(&self) -> String {
@@ -275,7 +287,7 @@ impl IntegerReport {
             None => "integer weights".into(),
         };
         format!(
-            "integer arithmetic: {weights}, {}-bit inputs (±{} sd, {:.3} % clipped), {}-bit leaks, membranes within {} bits ({} fraction bits)\n\
+            "integer arithmetic: {weights}, {}-bit inputs (±{} sd, {:.3} % clipped), {}-bit leaks, membranes within {} bits ({} fraction bits; {})\n\
              float engine on the same clips: {:.2} %, the same label on {:.2} % of them",
             self.input_bits,
             self.input_range,
@@ -283,6 +295,7 @@ impl IntegerReport {
             self.leak_bits,
             self.membrane_bits,
             self.frac_bits,
+            per_layer_bits(&self.membrane_bits_per_layer),
             100.0 * self.float_accuracy,
             100.0 * self.same_decisions,
         )

@@ -602,21 +602,26 @@ fn eval_runs_a_quantized_model_in_integer_arithmetic_beside_the_float_engine() {
     assert!(r["accuracy"].as_f64().unwrap() >= 0.6, "{r}");
     let bits = i["membrane_bits"].as_u64().unwrap();
     assert!((12..=32).contains(&bits), "{bits}");
+    // Per spiking layer, then the readout; the widest is the one above.
+    let per_layer: Vec<u64> = i["membrane_bits_per_layer"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b.as_u64().unwrap())
+        .collect();
+    assert_eq!(per_layer.len(), 4);
+    assert_eq!(per_layer.iter().max(), Some(&bits));
     let hz = r["firing_rate_hz"].as_f64().unwrap();
     assert!(hz > 0.1 && hz < 20.0, "{hz} Hz");
     // The float engine's report has no integer part; the text says what ran.
     let o = run(&["eval", "--model", q, "--data", data, "--json"]);
     assert!(serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap()["integer"].is_null());
-    let o = run(&[
-        "eval",
-        "--model",
-        q,
-        "--data",
-        data,
-        "--integer",
-        "--leak-bits",
-        "6",
-    ]);
+    let integer = |extra: &[&str]| {
+        let mut args = vec!["eval", "--model", q, "--data", data, "--integer"];
+        args.extend(extra);
+        run(&args)
+    };
+    let o = integer(&["--leak-bits", "6"]);
     assert!(
         stdout(&o).contains("8-bit weights, 8-bit inputs"),
         "{}",
@@ -646,16 +651,7 @@ fn eval_runs_a_quantized_model_in_integer_arithmetic_beside_the_float_engine() {
         assert_eq!(o.status.code(), Some(1));
         assert!(stderr(&o).contains("spikeword quantize"), "{}", stderr(&o));
     }
-    let o = run(&[
-        "eval",
-        "--model",
-        q,
-        "--data",
-        data,
-        "--integer",
-        "--leak-bits",
-        "0",
-    ]);
+    let o = integer(&["--leak-bits", "0"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("from 1 to 16"), "{}", stderr(&o));
     let o = run(&["eval", "--model", q, "--data", data, "--input-bits", "6"]);

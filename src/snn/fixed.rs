@@ -282,6 +282,7 @@ impl FixedNetwork {
             sums: Sums::default(),
             stats: FixedStats {
                 spike_counts: vec![0; self.layers.len()],
+                peak_membrane: vec![0; self.layers.len() + 1],
                 ..FixedStats::default()
             },
         }
@@ -336,7 +337,8 @@ impl FixedNetwork {
                     n.threshold[o],
                     reset,
                 );
-                st.stats.peak_membrane = st.stats.peak_membrane.max(nv.unsigned_abs());
+                let peak = &mut st.stats.peak_membrane[li];
+                *peak = (*peak).max(nv.unsigned_abs());
                 (v[o], spiked[o], out[o]) = (nv, s, s as i32);
                 st.stats.spike_counts[li] += s as u64;
             }
@@ -356,7 +358,8 @@ impl FixedNetwork {
         for (c, &sum) in st.sums.wide.iter().enumerate() {
             let current = (sum << self.spec.frac_bits) + n.bias[c];
             let v = fixed_leak(st.readout_v[c], current, n.leak[c], self.spec.leak_bits);
-            st.stats.peak_membrane = st.stats.peak_membrane.max(v.unsigned_abs());
+            let peak = &mut st.stats.peak_membrane[self.layers.len()];
+            *peak = (*peak).max(v.unsigned_abs());
             st.readout_v[c] = v;
             st.scores[c] = v as f32 * self.score_scale[c];
         }
@@ -482,17 +485,21 @@ pub struct FixedStats {
     pub spike_counts: Vec<u64>,
     pub synops: u64,
     pub frames: u64,
-    /// Largest |membrane| of any neuron (spiking or readout), in its units.
-    pub peak_membrane: u64,
+    /// Largest |membrane| per spiking layer and, last, of the readout, in its units.
+    pub peak_membrane: Vec<u64>,
     /// Input values rounded, and how many of them fell outside the input range.
     pub inputs: u64,
     pub clipped_inputs: u64,
 }
 
 impl FixedStats {
-    /// Bits of a signed register that holds every membrane seen.
-    pub fn membrane_bits(&self) -> u32 {
-        65 - self.peak_membrane.leading_zeros()
+    /// Bits of a signed register that holds every membrane seen, per spiking layer and,
+    /// last, of the readout.
+    pub fn membrane_bits(&self) -> Vec<u32> {
+        self.peak_membrane
+            .iter()
+            .map(|p| 65 - p.leading_zeros())
+            .collect()
     }
 
     /// Adds another stream's (or member's) counts; the peak is the larger.
@@ -506,7 +513,13 @@ impl FixedStats {
             .for_each(|(a, b)| *a += b);
         self.synops += o.synops;
         self.frames = self.frames.max(o.frames);
-        self.peak_membrane = self.peak_membrane.max(o.peak_membrane);
+        if self.peak_membrane.len() < o.peak_membrane.len() {
+            self.peak_membrane.resize(o.peak_membrane.len(), 0);
+        }
+        self.peak_membrane
+            .iter_mut()
+            .zip(&o.peak_membrane)
+            .for_each(|(a, &b)| *a = (*a).max(b));
         self.inputs += o.inputs;
         self.clipped_inputs += o.clipped_inputs;
     }
@@ -707,7 +720,9 @@ mod tests {
         }
         assert_eq!(ist.stats.frames, 100);
         assert_eq!(ist.stats.inputs, 2000);
-        assert!(ist.stats.membrane_bits() > 8 && ist.stats.membrane_bits() < 40);
+        let bits = ist.stats.membrane_bits();
+        assert_eq!(bits.len(), 3);
+        assert!(bits.iter().all(|b| (4..40).contains(b)), "{bits:?}");
     }
 
     #[test]
@@ -849,9 +864,12 @@ mod tests {
         }
         assert_eq!(s.synops, sa.stats.synops + sb.stats.synops);
         assert_eq!(s.inputs, sa.stats.inputs);
-        assert_eq!(
-            s.peak_membrane,
-            sa.stats.peak_membrane.max(sb.stats.peak_membrane)
+        let peaks = sa.stats.peak_membrane.iter().zip(&sb.stats.peak_membrane);
+        assert!(
+            s.peak_membrane
+                .iter()
+                .zip(peaks)
+                .all(|(m, (a, b))| m == a.max(b))
         );
     }
 }
