@@ -642,6 +642,36 @@ fn eval_runs_a_quantized_model_in_integer_arithmetic_beside_the_float_engine() {
     let float = words(&[]);
     assert!(float.len() >= 4, "{float:?}");
     assert_eq!(words(&["--integer"]), float);
+    // So does classify, on the ten clips.
+    let labels = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["classify", "--json", "--model", q, data];
+        args.extend(extra);
+        let o = run(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["label"].to_string())
+            .collect()
+    };
+    let (float, integer_labels) = (labels(&[]), labels(&["--integer"]));
+    assert_eq!(float.len(), 10);
+    let same = float
+        .iter()
+        .zip(&integer_labels)
+        .filter(|(a, b)| a == b)
+        .count();
+    assert!(same >= 9, "{float:?} {integer_labels:?}");
+    let o = run(&[
+        "classify",
+        "--model",
+        q,
+        data,
+        "--integer",
+        "--device",
+        "gpu",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("runs on the CPU"), "{}", stderr(&o));
     // A float model, formats out of range, a format without --integer: clear errors.
     for args in [
         vec!["eval", "--data", data, "--integer"],

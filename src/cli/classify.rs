@@ -10,6 +10,7 @@ use serde_json::json;
 use spikeword::audio::fit_length;
 use spikeword::batch::{DeviceKind, classify_clips};
 use spikeword::features::with_mel_frame;
+use spikeword::snn::FixedEnsemble;
 use spikeword::util::parallel_map;
 use spikeword::{Model, load_wav};
 
@@ -41,6 +42,10 @@ pub struct Args {
     /// longer recordings.
     #[arg(long, value_enum, default_value = "cpu")]
     device: DeviceKind,
+    /// Run the networks in integer arithmetic, as a neuromorphic chip would (on the CPU;
+    /// the model's weights must be on a grid: `spikeword quantize`).
+    #[arg(long)]
+    integer: bool,
 }
 
 /// Expands folders recursively (sorted) and `-` (paths on stdin).
@@ -80,10 +85,14 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 
 pub fn run(a: Args) -> Result<ExitCode> {
     let model = super::load_model(&a.model)?;
+    if a.integer && a.device != DeviceKind::Cpu {
+        anyhow::bail!("--integer runs on the CPU: leave out --device");
+    }
+    let integer = super::integer_engine(&model, a.integer)?;
     let files = expand(&a.paths)?;
     let format = if a.json { Format::Json } else { a.format };
     let t0 = Instant::now();
-    let results = classify_files(&model, &files, a.device)?;
+    let results = classify_files(&model, &files, a.device, integer.as_ref())?;
     let secs = t0.elapsed().as_secs_f64();
     let mut out = std::io::stdout().lock();
     let labels = model.labels();
@@ -151,11 +160,13 @@ pub fn run(a: Args) -> Result<ExitCode> {
 }
 
 /// Class probabilities per file, or the reason it could not be read. Every file becomes
-/// one 1 s clip (`fit_length`: centred, padded or cropped), on either device.
+/// one 1 s clip (`fit_length`: centred, padded or cropped), on either device, or on the
+/// CPU in integers with `integer`.
 fn classify_files(
     model: &Model,
     files: &[PathBuf],
     device: DeviceKind,
+    integer: Option<&FixedEnsemble>,
 ) -> Result<Vec<Result<Vec<f32>, String>>> {
     let rate = model.config.features.sample_rate;
     let clip = |f: &PathBuf| -> Result<Vec<f32>, String> {
@@ -166,8 +177,9 @@ fn classify_files(
         // One pass per file: decoded, decided and dropped (no clip kept in memory).
         return Ok(parallel_map(files, |f| {
             let x = clip(f)?;
-            Ok(with_mel_frame(&model.config.features, |mf| {
-                model.classify(mf, &x).probs
+            Ok(with_mel_frame(&model.config.features, |mf| match integer {
+                Some(fixed) => model.classify_fixed(fixed, mf, &x).0.probs,
+                None => model.classify(mf, &x).probs,
             }))
         }));
     }
