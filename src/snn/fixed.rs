@@ -748,6 +748,38 @@ mod tests {
     }
 
     #[test]
+    fn spike_inputs_are_taken_as_they_are() {
+        let mut rng = Rng::new(10);
+        let x: Vec<f32> = (0..100 * 20)
+            .map(|_| (rng.uniform() < 0.3) as u8 as f32)
+            .collect();
+        let cfg = NetworkConfig {
+            channels: vec![24, 16],
+            dilations: vec![1, 2],
+            ..NetworkConfig::default()
+        };
+        let mut net = random_network(&cfg, 20, 5, 10);
+        net.calibrate(std::slice::from_ref(&x), 0.1);
+        quantize_network(&mut net, 16);
+        let spec = FixedSpec {
+            leak_bits: 16,
+            frac_bits: 8,
+            ..FixedSpec::default()
+        };
+        let fixed = FixedNetwork::new(&net, false, &spec).unwrap();
+        let (want, fst) = net.forward_clip(&x, Mode::Event);
+        let (got, ist) = fixed.forward_clip(&x);
+        assert!(fst.spike_counts.iter().sum::<u64>() > 50);
+        assert_eq!(ist.stats.spike_counts, fst.spike_counts);
+        assert_eq!(ist.stats.synops, fst.synops);
+        // Nothing was rounded on the way in.
+        assert_eq!((ist.stats.inputs, ist.stats.clipped_inputs), (0, 0));
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-3 * w.abs().max(1.0), "{got:?} {want:?}");
+        }
+    }
+
+    #[test]
     fn fewer_leak_and_fraction_bits_move_the_scores_further() {
         let net = quantized(12, 8);
         let x = inputs(5, 100, 20);
