@@ -94,17 +94,27 @@ pub fn fixed_lif_step(
     let leaky = fixed_leak(v, current, leak, leak_bits);
     let v = match (reset, spiked) {
         (_, false) => leaky,
-        (Reset::Subtract, true) => leaky - threshold,
+        (Reset::Subtract, true) => leaky.saturating_sub(threshold),
         (Reset::Zero, true) => 0,
     };
     (v, v > threshold)
 }
 
-/// `β·v + (1 − β)·current` with β as `leak / 2^leak_bits`, rounded half up.
+/// `β·v + (1 − β)·current` with β as `leak / 2^leak_bits`, rounded half up. The products
+/// are taken in 128 bits and the result saturates, as a chip's register does: a model
+/// file with absurd biases or thresholds gives absurd spikes, never a wrapped sign.
 #[inline(always)]
 fn fixed_leak(v: i64, current: i64, leak: i64, leak_bits: u32) -> i64 {
-    let one = 1i64 << leak_bits;
-    (leak * v + (one - leak) * current + (one >> 1)) >> leak_bits
+    let (leak, one) = (i128::from(leak), 1i128 << leak_bits);
+    let x = (leak * i128::from(v) + (one - leak) * i128::from(current) + (one >> 1)) >> leak_bits;
+    x.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+}
+
+/// A neuron's current in membrane units: its synaptic sum (in grid steps) with the
+/// fraction bits, plus its bias; saturating like `fixed_leak`.
+#[inline(always)]
+fn membrane_current(sum: i64, frac_bits: u32, bias: i64) -> i64 {
+    sum.saturating_mul(1 << frac_bits).saturating_add(bias)
 }
 
 /// Per-neuron constants in the neuron's own unit.
@@ -328,7 +338,7 @@ impl FixedNetwork {
             let n = &layer.neurons;
             let (v, spiked, out) = (&mut st.v[li], &mut st.spiked[li], &mut st.out[li]);
             for (o, &sum) in st.sums.wide.iter().enumerate() {
-                let current = (sum << frac) + n.bias[o];
+                let current = membrane_current(sum, frac, n.bias[o]);
                 let (nv, s) = fixed_lif_step(
                     v[o],
                     spiked[o],
@@ -356,7 +366,7 @@ impl FixedNetwork {
         st.stats.synops += st.sums.add(taps, r.n_classes, r.narrow);
         let n = &r.neurons;
         for (c, &sum) in st.sums.wide.iter().enumerate() {
-            let current = (sum << self.spec.frac_bits) + n.bias[c];
+            let current = membrane_current(sum, self.spec.frac_bits, n.bias[c]);
             let v = fixed_leak(st.readout_v[c], current, n.leak[c], self.spec.leak_bits);
             let peak = &mut st.stats.peak_membrane[self.layers.len()];
             *peak = (*peak).max(v.unsigned_abs());
@@ -676,6 +686,21 @@ mod tests {
             fixed_lif_step(500, true, 1234, (0, 12), 1000, Reset::Zero),
             (0, false)
         );
+    }
+
+    #[test]
+    fn absurd_biases_and_thresholds_saturate_instead_of_wrapping() {
+        let mut net = quantized(16, 8);
+        // Layer 1: a bias far past any register, and neurons that can never fire.
+        net.layers[0].bias.iter_mut().for_each(|b| *b = 1e30);
+        net.layers[1].threshold.iter_mut().for_each(|t| *t = 1e30);
+        let fixed = FixedNetwork::new(&net, true, &FixedSpec::default()).unwrap();
+        let (logits, st) = fixed.forward_clip(&inputs(11, 50, 20));
+        assert!(logits.iter().all(|l| l.is_finite()));
+        // Saturated high, the first layer fires every frame (a reset leaves its membrane
+        // far above threshold); the second never does.
+        assert_eq!(st.stats.spike_counts[0], 24 * 50);
+        assert_eq!(st.stats.spike_counts[1], 0);
     }
 
     fn quantized(seed: u64, bits: u32) -> Network {
