@@ -100,11 +100,25 @@ pub fn fixed_lif_step(
     (v, v > threshold)
 }
 
-/// `β·v + (1 − β)·current` with β as `leak / 2^leak_bits`, rounded half up. The products
-/// are taken in 128 bits and the result saturates, as a chip's register does: a model
-/// file with absurd biases or thresholds gives absurd spikes, never a wrapped sign.
+/// `β·v + (1 − β)·current` with β as `leak / 2^leak_bits`, rounded half up. Where a
+/// product would pass 64 bits (only absurd biases or thresholds get there) it is taken
+/// in 128 and the result saturates, as a chip's register does: never a wrapped sign.
 #[inline(always)]
 fn fixed_leak(v: i64, current: i64, leak: i64, leak_bits: u32) -> i64 {
+    let one = 1i64 << leak_bits;
+    let sum = leak
+        .checked_mul(v)
+        .zip((one - leak).checked_mul(current))
+        .and_then(|(a, b)| a.checked_add(b))
+        .and_then(|x| x.checked_add(one >> 1));
+    match sum {
+        Some(x) => x >> leak_bits,
+        None => fixed_leak_wide(v, current, leak, leak_bits),
+    }
+}
+
+#[cold]
+fn fixed_leak_wide(v: i64, current: i64, leak: i64, leak_bits: u32) -> i64 {
     let (leak, one) = (i128::from(leak), 1i128 << leak_bits);
     let x = (leak * i128::from(v) + (one - leak) * i128::from(current) + (one >> 1)) >> leak_bits;
     x.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
