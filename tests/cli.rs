@@ -229,6 +229,16 @@ fn listen_from_a_file_prints_the_same_events_as_json_lines() {
     assert!(stderr(&o).contains("summary:"));
 }
 
+/// Runs a command that prints one JSON object per line (it must succeed); `field` of each.
+fn json_lines(args: &[&str], field: &str) -> Vec<String> {
+    let o = run(args);
+    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()[field].to_string())
+        .collect()
+}
+
 /// The ten asset clips in the Speech Commands layout under `dir`, each as `file`.
 fn ten_words(dir: &Path, file: &str) {
     for w in [
@@ -543,12 +553,7 @@ fn quantize_puts_every_weight_on_the_grid_and_keeps_the_words() {
         .map(|w| clip(w))
         .collect();
         args.extend(clips.iter().map(|c| c.as_str()));
-        let o = run(&args);
-        assert!(o.status.success(), "{}", stderr(&o));
-        stdout(&o)
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["label"].to_string())
-            .collect()
+        json_lines(&args, "label")
     };
     let (a, b) = (words(model().to_str().unwrap()), words(q));
     let same = a.iter().zip(&b).filter(|(x, y)| x == y).count();
@@ -632,12 +637,7 @@ fn eval_runs_a_quantized_model_in_integer_arithmetic_beside_the_float_engine() {
     let words = |extra: &[&str]| -> Vec<String> {
         let mut args = vec!["detect", "--json", "--model", q, "assets/demo_words.wav"];
         args.extend(extra);
-        let o = run(&args);
-        assert!(o.status.success(), "{}", stderr(&o));
-        stdout(&o)
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["word"].to_string())
-            .collect()
+        json_lines(&args, "word")
     };
     let float = words(&[]);
     assert!(float.len() >= 4, "{float:?}");
@@ -646,12 +646,7 @@ fn eval_runs_a_quantized_model_in_integer_arithmetic_beside_the_float_engine() {
     let labels = |extra: &[&str]| -> Vec<String> {
         let mut args = vec!["classify", "--json", "--model", q, data];
         args.extend(extra);
-        let o = run(&args);
-        assert!(o.status.success(), "{}", stderr(&o));
-        stdout(&o)
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["label"].to_string())
-            .collect()
+        json_lines(&args, "label")
     };
     let (float, integer_labels) = (labels(&[]), labels(&["--integer"]));
     assert_eq!(float.len(), 10);
