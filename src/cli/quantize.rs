@@ -42,9 +42,9 @@ pub fn run(a: Args) -> Result<ExitCode> {
     if let Some(dir) = &a.data {
         let (clips, _) = super::eval::labelled_clips(&model, dir, Some(a.split), None, &[])?;
         let (before, _) = evaluate(&model, &clips);
-        let (after, _) = evaluate(&q, &clips);
+        // The integer engine's run measures the float one on the same weights too.
         let engine = q.integer_engine(&FixedSpec::default())?;
-        let (integer, _) = evaluate_integer(&q, &engine, &clips);
+        let (integer, after) = evaluate_integer(&q, &engine, &clips);
         println!("{}", compare(&before, &after, a.split, a.bits));
         println!("{}", integer_line(&integer, a.split));
     }
