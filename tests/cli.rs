@@ -229,6 +229,81 @@ fn listen_from_a_file_prints_the_same_events_as_json_lines() {
     assert!(stderr(&o).contains("summary:"));
 }
 
+/// Runs a command with `input` on its standard input.
+fn run_with_stdin(args: &[&str], input: Vec<u8>) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = bin()
+        .args(args)
+        .current_dir(root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // From a thread, so that a command writing while it reads cannot block on us; a
+    // command that stops reading early closes the pipe, which is not an error here.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let o = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(
+        !stderr(&o).contains("panicked"),
+        "panic in {args:?}: {}",
+        stderr(&o)
+    );
+    o
+}
+
+/// `wav` with the `data` size a streaming writer leaves in its header (and the RIFF
+/// size too, as ffmpeg leaves both).
+fn as_streamed(wav: &[u8], placeholder: u32) -> Vec<u8> {
+    let mut b = wav.to_vec();
+    let at = b.windows(4).position(|w| w == b"data").unwrap() + 4;
+    b[at..at + 4].copy_from_slice(&placeholder.to_le_bytes());
+    b[4..8].copy_from_slice(&placeholder.to_le_bytes());
+    b
+}
+
+#[test]
+fn a_wav_stream_on_standard_input_is_heard_like_the_file() {
+    let demo = std::fs::read(root().join("assets/demo_words.wav")).unwrap();
+    let from_file = stdout(&run(&["detect", "--json", "assets/demo_words.wav"]));
+    assert!(from_file.lines().count() >= 4, "{from_file}");
+    let d = tempfile::tempdir().unwrap();
+    // The sizes sox and espeak-ng, arecord and ffmpeg write when their output is a pipe.
+    for placeholder in [0x7FFF_F000u32, 0x8000_0000, 0xFFFF_FFFF] {
+        let streamed = as_streamed(&demo, placeholder);
+        let o = run_with_stdin(&["detect", "--json", "-"], streamed.clone());
+        assert!(o.status.success(), "{placeholder:#x}: {}", stderr(&o));
+        assert_eq!(stdout(&o), from_file, "{placeholder:#x}");
+        // Saved to a file (`espeak-ng --stdout > f.wav`), the same.
+        let saved = d.path().join(format!("{placeholder:x}.wav"));
+        std::fs::write(&saved, &streamed).unwrap();
+        let o = run(&["detect", "--json", saved.to_str().unwrap()]);
+        assert!(o.status.success(), "{placeholder:#x}: {}", stderr(&o));
+        assert_eq!(stdout(&o), from_file, "{placeholder:#x} saved");
+    }
+    let o = run_with_stdin(&["listen", "--input", "-", "--json"], demo.clone());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), from_file);
+    // A stream shorter than its real size, nothing, or not a WAV: one line, exit 1.
+    let cut = demo[..demo.len() / 2].to_vec();
+    for (input, want) in [
+        (cut, "truncated"),
+        (Vec::new(), "empty"),
+        (b"not audio".to_vec(), "not a WAV"),
+    ] {
+        let o = run_with_stdin(&["detect", "-"], input);
+        assert_eq!(o.status.code(), Some(1), "{want}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(err.starts_with("error: standard input: "), "{err}");
+        assert!(err.contains(want) && err.lines().count() == 1, "{err}");
+    }
+}
+
 /// Runs a command that prints one JSON object per line (it must succeed); `field` of each.
 fn json_lines(args: &[&str], field: &str) -> Vec<String> {
     let o = run(args);

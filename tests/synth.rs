@@ -70,3 +70,37 @@ fn gnuspeech_voices_words_with_vocal_tracts_of_several_lengths() {
     speakers.dedup();
     assert!(speakers.len() >= 4, "too few voices: {speakers:?}");
 }
+
+#[test]
+fn espeak_ng_piped_into_detect_is_heard_to_its_end() {
+    // espeak-ng writing to a pipe cannot know its size: its header says 0x7FFFF000.
+    if !engine_runs("espeak-ng", &["--version"]) {
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_spikeword");
+    let o = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "espeak-ng --stdout 'yes' | '{bin}' detect --json --threshold 0.5 -"
+        ))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains(r#""word":"yes""#), "{out}");
+    // All of it: espeak-ng's "yes" lasts about half a second.
+    let secs: f32 = err
+        .split(" s of audio")
+        .next()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(secs > 0.3, "{err}");
+}

@@ -210,3 +210,40 @@ fn long_files_stream_in_chunks() {
     }
     assert_eq!(total, n);
 }
+
+#[test]
+fn streaming_writers_unknown_sizes_read_to_the_end_and_real_sizes_hold() {
+    use spikeword::audio::{AudioSource, WavSource, read_to_end};
+    let d = tempfile::tempdir().unwrap();
+    let n = 8000usize;
+    let samples: Vec<u8> = (0..n as i16)
+        .flat_map(|i| (i % 100).to_le_bytes())
+        .collect();
+    // Placeholders of sox / espeak-ng, arecord, ffmpeg: the samples run to the end,
+    // whether they come through a pipe or were saved to a file.
+    for placeholder in [0x7FFF_F000u32, 0x8000_0000, 0xFFFF_FFFF] {
+        let mut b = header(1, 1, 16000, 16, placeholder);
+        b.extend(&samples);
+        let mut src = WavSource::from_stream(std::io::Cursor::new(b.clone()), 16000).unwrap();
+        assert_eq!(read_to_end(&mut src).unwrap().len(), n, "{placeholder:#x}");
+        let p = write(d.path(), "streamed.wav", &b);
+        assert_eq!(
+            load_wav(&p, 16000).unwrap().len(),
+            n,
+            "{placeholder:#x} file"
+        );
+    }
+    // A real size is honoured in a stream: chunks after the samples are not audio...
+    let mut b = header(1, 1, 16000, 16, (n * 2) as u32);
+    b.extend(&samples);
+    b.extend(b"LIST\x04\x00\x00\x00INFO");
+    let mut src = WavSource::from_stream(std::io::Cursor::new(b.clone()), 16000).unwrap();
+    let mut got = Vec::new();
+    while src.read(&mut got, 1000).unwrap() > 0 {}
+    assert_eq!(got.len(), n);
+    // ...and a stream that ends before it is truncated, where it ends.
+    b.truncate(44 + n);
+    let mut src = WavSource::from_stream(std::io::Cursor::new(b), 16000).unwrap();
+    let e = read_to_end(&mut src).unwrap_err().to_string();
+    assert!(e.contains("truncated") && e.contains("4000 frames"), "{e}");
+}

@@ -184,16 +184,14 @@ impl LiveSource {
     }
 }
 
-/// Feeds a WAV file through the live path from its own thread, paced to real time
-/// when asked (for demos and tests on machines without a microphone).
-pub fn file_feed(
-    path: &std::path::Path,
-    rate: u32,
+/// Feeds a source (a WAV file or stream) through the live path from its own thread,
+/// paced to real time when asked (for demos and tests on machines without a microphone).
+pub fn feed_live(
+    mut src: impl super::AudioSource + Send + 'static,
     realtime: bool,
     stop: Arc<AtomicBool>,
 ) -> Result<LiveSource, AudioError> {
-    use super::{AudioSource, FileSource};
-    let mut src = FileSource::open(path, rate)?;
+    let rate = src.sample_rate();
     let (feed, mut live) = channel(rate, rate)?;
     let handle = std::thread::spawn(move || {
         let t0 = std::time::Instant::now();

@@ -12,7 +12,7 @@ pub mod wav;
 use std::path::Path;
 
 pub use resample::{StreamResampler, resample};
-pub use source::{AudioSource, FileSource};
+pub use source::{AudioSource, FileSource, WavSource};
 
 /// Everything that can go wrong reading audio; each variant prints as one line.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +42,11 @@ pub enum AudioError {
 
 /// Reads a whole WAV file as mono at `rate` Hz (mixing down and resampling as needed).
 pub fn load_wav(path: &Path, rate: u32) -> Result<Vec<f32>, AudioError> {
-    let mut src = FileSource::open(path, rate)?;
+    read_to_end(&mut FileSource::open(path, rate)?)
+}
+
+/// Every sample a source has left.
+pub fn read_to_end(src: &mut impl AudioSource) -> Result<Vec<f32>, AudioError> {
     let mut out = Vec::new();
     while src.read(&mut out, 1 << 16)? > 0 {}
     Ok(out)

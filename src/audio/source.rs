@@ -1,8 +1,8 @@
 //! The source abstraction: anything that yields mono samples at the model rate,
-//! chunk by chunk. Files implement it here; the microphone in `live`.
+//! chunk by chunk. WAV streams (files, pipes) implement it here; the microphone in `live`.
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::path::Path;
 
 use super::{AudioError, StreamResampler, wav};
@@ -15,20 +15,43 @@ pub trait AudioSource {
     fn read(&mut self, out: &mut Vec<f32>, max: usize) -> Result<usize, AudioError>;
 }
 
-/// A WAV file decoded and resampled in chunks (constant memory for any length).
-pub struct FileSource {
-    reader: wav::WavReader<BufReader<File>>,
+impl<S: AudioSource + ?Sized> AudioSource for Box<S> {
+    fn sample_rate(&self) -> u32 {
+        (**self).sample_rate()
+    }
+    fn read(&mut self, out: &mut Vec<f32>, max: usize) -> Result<usize, AudioError> {
+        (**self).read(out, max)
+    }
+}
+
+/// A WAV stream decoded and resampled in chunks (constant memory for any length).
+pub struct WavSource<R: Read> {
+    reader: wav::WavReader<R>,
     resampler: StreamResampler,
     rate: u32,
     raw: Vec<f32>,
     done: bool,
 }
 
+/// A WAV file, its size checked against the header before anything is read.
+pub type FileSource = WavSource<BufReader<File>>;
+
 impl FileSource {
     pub fn open(path: &Path, rate: u32) -> Result<Self, AudioError> {
-        let reader = wav::open(path)?;
+        WavSource::new(wav::open(path)?, rate)
+    }
+}
+
+impl<R: Read> WavSource<R> {
+    /// Reads the header from `stream` (a pipe, standard input). Its size cannot be
+    /// checked up front: a stream shorter than its header says fails where it ends.
+    pub fn from_stream(stream: R, rate: u32) -> Result<Self, AudioError> {
+        WavSource::new(wav::WavReader::new(stream)?, rate)
+    }
+
+    fn new(reader: wav::WavReader<R>, rate: u32) -> Result<Self, AudioError> {
         let resampler = StreamResampler::new(reader.spec().sample_rate, rate)?;
-        Ok(FileSource {
+        Ok(WavSource {
             reader,
             resampler,
             rate,
@@ -42,7 +65,7 @@ impl FileSource {
     }
 }
 
-impl AudioSource for FileSource {
+impl<R: Read> AudioSource for WavSource<R> {
     fn sample_rate(&self) -> u32 {
         self.rate
     }

@@ -20,6 +20,12 @@ pub const MIN_SAMPLE_RATE: u32 = 1_000;
 pub const MAX_FLOAT_MAGNITUDE: f32 = 1000.0;
 /// More channels than this is a corrupt header, not a recording.
 pub const MAX_CHANNELS: u16 = 64;
+/// `data` sizes from here up are what writers put in a header they cannot come back to
+/// fix (sox and espeak-ng 0x7FFFF000, arecord 0x80000000, ffmpeg 0xFFFFFFFF, all writing
+/// to a pipe): the samples then run to the end of the stream. A genuine chunk this large
+/// (over 18 hours of 16 kHz 16-bit mono) loses only the truncation check on a pipe; in a
+/// file that holds it, its size is kept.
+pub const UNKNOWN_SIZE_FROM: u64 = 0x7FFF_F000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SampleFormat {
@@ -53,8 +59,11 @@ impl WavSpec {
 pub struct WavReader<R: Read> {
     reader: R,
     spec: WavSpec,
-    /// Bytes of sample data left to read, as declared by the header.
+    /// Bytes of sample data left to read, as declared by the header; `u64::MAX` when
+    /// the header's size is a streaming writer's placeholder (`UNKNOWN_SIZE_FROM`).
     remaining: u64,
+    /// The `data` chunk's size as the header gives it.
+    declared: u64,
     /// Sample frames decoded so far (for error messages).
     frames_read: u64,
     raw: Vec<u8>,
@@ -119,13 +128,16 @@ impl<R: Read> WavReader<R> {
                     let spec = spec.ok_or_else(|| {
                         AudioError::BadHeader("'data' chunk before 'fmt ' chunk".into())
                     })?;
-                    // 0xFFFFFFFF (and 0) is what streaming writers leave when they never
-                    // came back to fix the size: read to the end of the stream then.
-                    let remaining = if size == 0xFFFF_FFFF { u64::MAX } else { size };
+                    let remaining = if size >= UNKNOWN_SIZE_FROM {
+                        u64::MAX
+                    } else {
+                        size
+                    };
                     return Ok(WavReader {
                         reader,
                         spec,
                         remaining,
+                        declared: size,
                         frames_read: 0,
                         raw: Vec::new(),
                     });
@@ -171,7 +183,7 @@ impl<R: Read> WavReader<R> {
         let got = read_up_to(&mut self.reader, &mut self.raw[..want])?;
         if got < want && self.remaining != u64::MAX {
             return Err(AudioError::Truncated(format!(
-                "data: header declares more samples than the file holds (ends after {} frames)",
+                "data: header declares more samples than the stream holds (ends after {} frames)",
                 self.frames_read + (got / align) as u64
             )));
         }
@@ -315,7 +327,8 @@ fn decode_sample(s: &[u8], format: SampleFormat, bits: u16) -> f32 {
 }
 
 /// Opens a WAV file and checks up front that the data the header declares is there,
-/// so a truncated file fails before any work is done.
+/// so a truncated file fails before any work is done. A placeholder size that the file
+/// does hold is taken as the real one, so that chunks after the samples stay unread.
 pub fn open(path: &Path) -> Result<WavReader<BufReader<File>>, AudioError> {
     let file = File::open(path)?;
     let len = file.metadata()?.len();
@@ -324,8 +337,13 @@ pub fn open(path: &Path) -> Result<WavReader<BufReader<File>>, AudioError> {
     }
     let mut buf = BufReader::with_capacity(1 << 16, file);
     let reader = WavReader::new(&mut buf)?;
-    let (spec, remaining) = (reader.spec, reader.remaining);
+    let (spec, declared, streamed) = (reader.spec, reader.declared, reader.remaining);
     let pos = buf.stream_position()?;
+    let remaining = if pos + declared <= len {
+        declared
+    } else {
+        streamed
+    };
     if remaining != u64::MAX && pos + remaining > len {
         return Err(AudioError::Truncated(format!(
             "data: header declares {} bytes of samples, the file holds {}",
@@ -338,6 +356,7 @@ pub fn open(path: &Path) -> Result<WavReader<BufReader<File>>, AudioError> {
         reader: buf,
         spec,
         remaining,
+        declared,
         frames_read: 0,
         raw: Vec::new(),
     })

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use spikeword::audio::{AudioSource, FileSource};
+use spikeword::audio::AudioSource;
 use spikeword::detect::{DetectorConfig, Engine, Event};
 use spikeword::plot::{Figure, Mark, figure_png};
 use spikeword::snn::FixedEnsemble;
@@ -140,7 +140,8 @@ impl DetectorArgs {
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A recording of any length (streamed from disk).
+    /// A recording of any length (streamed from disk), or `-` for a WAV stream on
+    /// standard input (events are printed as they are heard).
     file: PathBuf,
     #[arg(long)]
     model: Option<PathBuf>,
@@ -179,8 +180,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let model = super::load_model(&a.model)?;
     let format = if a.json { Format::Json } else { a.format };
     let fcfg = model.config.features.clone();
-    let mut src = FileSource::open(&a.file, fcfg.sample_rate)
-        .with_context(|| a.file.display().to_string())?;
+    let mut src = super::recording::open(&a.file, fcfg.sample_rate)?;
     let integer = super::integer_engine(&model, a.det.integer)?;
     let mut engine = a.det.engine(&model, integer.as_ref())?;
     let max_keep = PNG_MAX_SECONDS * fcfg.sample_rate as usize;
@@ -195,7 +195,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         let _ = print_event(&mut out, &e, format);
         events.push(e);
     })?;
-    super::check_long_enough(&a.file, total, &fcfg)?;
+    super::recording::check_long_enough(&a.file, total, &fcfg)?;
     if let Some(e) = engine.finish() {
         print_event(&mut out, &e, format)?;
         events.push(e);
@@ -225,7 +225,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
 /// Pushes the whole file through the engine, handing on each event as it comes; returns
 /// the samples read and the first `keep_up_to` of them (for the picture).
 fn stream_file(
-    src: &mut FileSource,
+    src: &mut dyn AudioSource,
     file: &Path,
     engine: &mut Engine,
     keep_up_to: usize,
@@ -238,7 +238,7 @@ fn stream_file(
         buf.clear();
         let n = src
             .read(&mut buf, 1 << 14)
-            .with_context(|| file.display().to_string())?;
+            .with_context(|| super::recording::name(file))?;
         if n == 0 {
             break;
         }
@@ -272,7 +272,7 @@ fn timeline_png(
     let (raster, _) = spikeword::encoding::encode_clip(&enc, &x, mel.n_mels);
     figure_png(
         &Figure {
-            title: format!("{}: {} words", file.display(), events.len()),
+            title: format!("{}: {} words", super::recording::name(file), events.len()),
             samples,
             sample_rate: fcfg.sample_rate,
             logmel: &mel.data,

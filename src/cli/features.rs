@@ -11,7 +11,7 @@ use spikeword::load_wav;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// WAV file.
+    /// WAV file, or `-` for a WAV stream on standard input.
     file: PathBuf,
     /// Output: `.npy` (float32, frames × bands) or `.csv`.
     #[arg(long)]
@@ -20,8 +20,8 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<ExitCode> {
     let cfg = FeatureConfig::default();
-    let x = load_wav(&a.file, cfg.sample_rate).with_context(|| a.file.display().to_string())?;
-    super::check_long_enough(&a.file, x.len(), &cfg)?;
+    let x = super::recording::load(&a.file, cfg.sample_rate)?;
+    super::recording::check_long_enough(&a.file, x.len(), &cfg)?;
     let m = log_mel(&x, &cfg);
     let ext = a
         .out

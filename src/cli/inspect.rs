@@ -1,16 +1,16 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use spikeword::config::EncoderConfig;
+use spikeword::encoding;
 use spikeword::features::log_mel;
 use spikeword::plot::{Figure, figure_png};
-use spikeword::{encoding, load_wav};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// WAV file (any rate, any channels).
+    /// WAV file (any rate, any channels), or `-` for a WAV stream on standard input.
     file: PathBuf,
     /// Output picture.
     #[arg(long, default_value = "inspect.png")]
@@ -26,9 +26,8 @@ pub struct Args {
 pub fn run(a: Args) -> Result<ExitCode> {
     let model = super::load_model(&a.model)?;
     let fcfg = model.config.features.clone();
-    let samples =
-        load_wav(&a.file, fcfg.sample_rate).with_context(|| a.file.display().to_string())?;
-    super::check_long_enough(&a.file, samples.len(), &fcfg)?;
+    let samples = super::recording::load(&a.file, fcfg.sample_rate)?;
+    super::recording::check_long_enough(&a.file, samples.len(), &fcfg)?;
     let mel = log_mel(&samples, &fcfg);
     let mut x = mel.data.clone();
     let norm = model.normalizer();
@@ -50,11 +49,11 @@ pub fn run(a: Args) -> Result<ExitCode> {
         ),
         _ => format!("input spikes: {enc:?} ({count} spikes)"),
     };
-    let name = a
-        .file
+    // The picture's title names the file, not its folders.
+    let name = super::recording::name(&a.file);
+    let name = std::path::Path::new(&name)
         .file_name()
-        .map(|s| s.to_string_lossy().to_string())
-        .unwrap_or_default();
+        .map_or(name.clone(), |s| s.to_string_lossy().to_string());
     figure_png(
         &Figure {
             title: format!(
@@ -77,7 +76,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     )?;
     println!(
         "{}: {:.2} s, {} frames, {} input spikes ({:.1} per band per second) -> {}",
-        a.file.display(),
+        super::recording::name(&a.file),
         secs,
         mel.n_frames(),
         count,

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
-use spikeword::audio::live::{LiveSource, Recv, file_feed};
+use spikeword::audio::live::{LiveSource, Recv, feed_live};
 use spikeword::detect::Engine;
 
 use super::classify::Format;
@@ -17,7 +17,8 @@ use super::detect::{DetectorArgs, print_event};
 pub struct Args {
     #[arg(long)]
     model: Option<PathBuf>,
-    /// Feed this WAV file through the live pipeline instead of the microphone.
+    /// Feed this WAV file (`-`: a WAV stream on standard input) through the live pipeline
+    /// instead of the microphone.
     #[arg(long)]
     input: Option<PathBuf>,
     /// With --input: pace the file at real time, as a microphone would deliver it.
@@ -61,9 +62,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let rate = model.config.features.sample_rate;
     let stop = stop_on_ctrl_c();
     let mut source = match &a.input {
-        Some(p) => {
-            file_feed(p, rate, a.realtime, stop.clone()).with_context(|| p.display().to_string())?
-        }
+        Some(p) => feed_live(super::recording::open(p, rate)?, a.realtime, stop.clone())?,
         None => super::open_mic(a.device.as_deref(), rate)?,
     };
     let format = if a.json { Format::Json } else { Format::Table };
@@ -83,7 +82,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
             "listening ({}); Ctrl-C stops",
             a.input
                 .as_ref()
-                .map_or("microphone".to_string(), |p| p.display().to_string())
+                .map_or("microphone".to_string(), |p| super::recording::name(p))
         );
     }
     let limit = a.seconds.map(|s| s * rate as f64);

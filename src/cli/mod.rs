@@ -12,6 +12,7 @@ mod inspect;
 mod listen;
 mod quantize;
 mod record;
+mod recording;
 mod retrain;
 mod train;
 mod values;
@@ -128,25 +129,6 @@ pub fn load_base_model(model: &Option<PathBuf>, out: &std::path::Path) -> Result
     let m = Model::load(&path)?;
     spikeword::train::retrain::check_out_path(&path, out)?;
     Ok((m, path))
-}
-
-/// Refuses audio shorter than one analysis window: it has no feature frame at all, and
-/// "0 frames" would read like a result.
-pub fn check_long_enough(
-    file: &std::path::Path,
-    samples: usize,
-    f: &spikeword::FeatureConfig,
-) -> Result<()> {
-    if samples < f.win_length {
-        let ms = |n: usize| 1000.0 * n as f64 / f.sample_rate as f64;
-        anyhow::bail!(
-            "{}: {:.1} ms of audio is shorter than one {:.0} ms analysis window",
-            file.display(),
-            ms(samples),
-            ms(f.win_length)
-        );
-    }
-    Ok(())
 }
 
 /// The microphone through the live path (feature `mic`).

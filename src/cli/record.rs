@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use spikeword::audio::live::{LiveSource, Recv, file_feed};
+use spikeword::audio::live::{LiveSource, Recv, feed_live};
 use spikeword::audio::vad::{Utterance, Vad, centred_clip};
 use spikeword::audio::wav::write_pcm16;
 
@@ -22,7 +22,8 @@ pub struct Args {
     /// How many examples to keep.
     #[arg(long, default_value_t = 10, value_parser = super::values::count)]
     count: usize,
-    /// Cut the examples out of a long recording instead of the microphone.
+    /// Cut the examples out of a long recording (`-`: a WAV stream on standard input)
+    /// instead of the microphone.
     #[arg(long)]
     input: Option<PathBuf>,
     /// Input device (substring of its name).
@@ -43,9 +44,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let stop = super::listen::stop_on_ctrl_c();
     let live = a.input.is_none();
     let mut source = match &a.input {
-        Some(p) => {
-            file_feed(p, RATE, false, stop.clone()).with_context(|| p.display().to_string())?
-        }
+        Some(p) => feed_live(super::recording::open(p, RATE)?, false, stop.clone())?,
         None => super::open_mic(a.device.as_deref(), RATE)?,
     };
     let dir = a.dir.join(&a.word);

@@ -1,0 +1,60 @@
+//! The recording a command reads: a WAV file, or a WAV stream on standard input for `-`
+//! (`sox in.flac -t wav - | spikeword detect -`, `arecord -f S16_LE -r 16000 | spikeword
+//! listen --input -`).
+
+use std::io::{BufReader, IsTerminal};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use spikeword::audio::{AudioSource, FileSource, WavSource, read_to_end};
+use spikeword::config::FeatureConfig;
+
+fn is_stdin(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// How the recording is named in messages.
+pub fn name(path: &Path) -> String {
+    match is_stdin(path) {
+        true => "standard input".into(),
+        false => path.display().to_string(),
+    }
+}
+
+/// The recording, streamed in chunks at `rate` Hz (constant memory for any length).
+pub fn open(path: &Path, rate: u32) -> Result<Box<dyn AudioSource + Send>> {
+    let source: Box<dyn AudioSource + Send> = if is_stdin(path) {
+        // Waiting for a WAV header from the keyboard would look like a hang.
+        if std::io::stdin().is_terminal() {
+            anyhow::bail!(
+                "standard input is a terminal: pipe a WAV stream into `-` (e.g. `arecord -f S16_LE -r 16000 | spikeword detect -`)"
+            );
+        }
+        let stdin = BufReader::with_capacity(1 << 16, std::io::stdin());
+        Box::new(WavSource::from_stream(stdin, rate).with_context(|| name(path))?)
+    } else {
+        Box::new(FileSource::open(path, rate).with_context(|| name(path))?)
+    };
+    Ok(source)
+}
+
+/// The whole recording at `rate` Hz.
+pub fn load(path: &Path, rate: u32) -> Result<Vec<f32>> {
+    read_to_end(&mut open(path, rate)?).with_context(|| name(path))
+}
+
+/// Refuses audio shorter than one analysis window: it has no feature frame at all, and
+/// "0 frames" would read like a result.
+pub fn check_long_enough(path: &Path, samples: usize, f: &FeatureConfig) -> Result<()> {
+    if samples < f.win_length {
+        let ms = |n: usize| 1000.0 * n as f64 / f.sample_rate as f64;
+        anyhow::bail!(
+            "{}: {:.1} ms of audio is shorter than one {:.0} ms analysis window",
+            name(path),
+            ms(samples),
+            ms(f.win_length)
+        );
+    }
+    Ok(())
+}
