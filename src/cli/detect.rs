@@ -222,6 +222,10 @@ pub fn run(a: Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Samples read at a time: a pipe fed live (`arecord … | spikeword detect -`) waits for
+/// each read to fill, so a word is printed at most about a quarter second late.
+const CHUNK: usize = 1 << 12;
+
 /// Pushes the whole file through the engine, handing on each event as it comes; returns
 /// the samples read and the first `keep_up_to` of them (for the picture).
 fn stream_file(
@@ -232,12 +236,12 @@ fn stream_file(
     mut on_event: impl FnMut(Event),
 ) -> Result<(usize, Vec<f32>)> {
     let mut kept: Vec<f32> = Vec::new();
-    let mut buf = Vec::with_capacity(1 << 14);
+    let mut buf = Vec::with_capacity(CHUNK);
     let mut total = 0usize;
     loop {
         buf.clear();
         let n = src
-            .read(&mut buf, 1 << 14)
+            .read(&mut buf, CHUNK)
             .with_context(|| super::recording::name(file))?;
         if n == 0 {
             break;
