@@ -508,7 +508,9 @@ fn detector_options_are_checked_against_the_model() {
     for args in [
         vec!["detect", demo, "--threshold", "2"],
         vec!["detect", demo, "--window", "0"],
+        vec!["detect", demo, "--window", "1e9"],
         vec!["detect", demo, "--refractory=-1"],
+        vec!["listen", "--input", demo, "--refractory", "1e30"],
         vec!["classify", demo, "--top", "0"],
         vec!["listen", "--input", demo, "--seconds", "nan"],
         vec!["detect", demo, "--false-alarms-per-hour=-1"],

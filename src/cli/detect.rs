@@ -31,11 +31,11 @@ pub struct DetectorArgs {
     #[arg(long, value_parser = super::values::sustain_seconds)]
     pub sustain: Option<f32>,
     /// Smoothing window (seconds); by default the model's clip decision window.
-    #[arg(long, value_parser = super::values::positive)]
+    #[arg(long, value_parser = super::values::window_seconds)]
     pub window: Option<f32>,
     /// No new event for this long after one (seconds): a word stays in the smoothing
     /// window for about a second, and its tail must not fire as another word.
-    #[arg(long, default_value_t = 0.9, value_parser = super::values::non_negative)]
+    #[arg(long, default_value_t = 0.9, value_parser = super::values::refractory_seconds)]
     pub refractory: f32,
     /// Run the networks in integer arithmetic, as a neuromorphic chip would (the model's
     /// weights must be on a grid: `spikeword quantize`).

@@ -106,6 +106,25 @@ pub fn sustain_seconds(s: &str) -> Result<f32, String> {
     Ok(v)
 }
 
+/// A smoothing window (seconds): above 0, at most 10 (the window's scores are held in
+/// memory, and one much longer than a word only averages it away).
+pub fn window_seconds(s: &str) -> Result<f32, String> {
+    let v = positive(s)?;
+    if v > 10.0 {
+        return Err(format!("{v} s: at most 10 (a word lasts about one)"));
+    }
+    Ok(v)
+}
+
+/// A quiet time after an event (seconds): 0 to one hour.
+pub fn refractory_seconds(s: &str) -> Result<f32, String> {
+    let v = non_negative(s)?;
+    if v > 3600.0 {
+        return Err(format!("{v} s: at most 3600 (an hour)"));
+    }
+    Ok(v)
+}
+
 /// As `stream_minutes`, or 0 for none.
 pub fn stream_minutes_or_none(s: &str) -> Result<f32, String> {
     match non_negative(s)? {
@@ -142,5 +161,8 @@ mod tests {
         assert!(seconds("0").is_err() && seconds("1e9").is_err() && seconds("2.5").is_ok());
         assert!(stream_minutes("1e9").is_err() && stream_minutes("0").is_err());
         assert_eq!(stream_minutes("30"), Ok(30.0));
+        assert!(window_seconds("0").is_err() && window_seconds("1e9").is_err());
+        assert!(refractory_seconds("1e30").is_err() && refractory_seconds("-1").is_err());
+        assert_eq!(refractory_seconds("0"), Ok(0.0));
     }
 }

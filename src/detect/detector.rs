@@ -264,7 +264,8 @@ impl Detector {
 
     fn emit(&mut self, now: u64) -> Event {
         let c = self.candidate.take().expect("candidate present");
-        self.quiet_until = now + self.cfg.refractory as u64;
+        // Saturating: a refractory period too long to count means "never again".
+        self.quiet_until = now.saturating_add(self.cfg.refractory as u64);
         self.armed[c.class] = false;
         // The window ending at the peak holds the word; narrow it to where the energy is
         // within 25 dB (natural log: ~5.8) of its maximum.
@@ -303,24 +304,48 @@ impl Detector {
 mod tests {
     use super::*;
 
-    /// Events of a detector over frames whose scores favour `yes` for `word_frames`
-    /// frames between quiet ones (a one-frame window: no smoothing).
-    fn events(sustain: usize, word_frames: usize) -> Vec<Event> {
+    const WORD: [f32; 4] = [4.0, 0.0, 0.0, 0.0];
+    const QUIET: [f32; 4] = [0.0, 0.0, 0.0, 4.0];
+
+    /// Events of a detector over `frames` of scores (a one-frame window: no smoothing).
+    fn detect<'a>(cfg: DetectorConfig, frames: impl Iterator<Item = &'a [f32; 4]>) -> Vec<Event> {
         let labels: Vec<String> = ["yes", "no", SILENCE, UNKNOWN].map(String::from).to_vec();
-        let cfg = DetectorConfig {
-            window: 1,
-            sustain,
-            ..DetectorConfig::default()
-        };
+        let cfg = DetectorConfig { window: 1, ..cfg };
         let mut d = Detector::new(&labels, &FeatureConfig::default(), cfg);
-        let (word, quiet) = ([4.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 4.0]);
-        let frames = (0..50)
-            .map(|_| &quiet)
-            .chain((0..word_frames).map(|_| &word))
-            .chain((0..100).map(|_| &quiet));
         let mut out: Vec<Event> = frames.filter_map(|s| d.push(s, 0.0)).collect();
         out.extend(d.flush());
         out
+    }
+
+    /// `yes` held for `word_frames` frames between quiet ones.
+    fn events(sustain: usize, word_frames: usize) -> Vec<Event> {
+        let cfg = DetectorConfig {
+            sustain,
+            ..DetectorConfig::default()
+        };
+        let frames = (0..50)
+            .map(|_| &QUIET)
+            .chain((0..word_frames).map(|_| &WORD))
+            .chain((0..100).map(|_| &QUIET));
+        detect(cfg, frames)
+    }
+
+    #[test]
+    fn nothing_fires_within_the_refractory_period_however_long() {
+        // `yes` twice, 200 frames apart.
+        let twice = || (0..2).flat_map(|_| (0..30).map(|_| &WORD).chain((0..200).map(|_| &QUIET)));
+        let with = |refractory| {
+            let cfg = DetectorConfig {
+                refractory,
+                ..DetectorConfig::default()
+            };
+            detect(cfg, twice()).len()
+        };
+        assert_eq!(with(0), 2);
+        assert_eq!(with(199), 2);
+        assert_eq!(with(300), 1);
+        // Too long to count (a huge `--refractory` once wrapped around to none).
+        assert_eq!(with(usize::MAX), 1);
     }
 
     #[test]
