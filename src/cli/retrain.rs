@@ -32,7 +32,7 @@ pub struct Args {
     #[arg(long)]
     finetune: bool,
     /// Synthetic clips per word and TTS engine with --tts.
-    #[arg(long, default_value_t = 4, value_parser = super::values::count)]
+    #[arg(long, default_value_t = 4, value_parser = super::values::tts_variants)]
     tts_variants: usize,
     /// Epochs of fine-tuning with --finetune.
     #[arg(long, default_value_t = 2, value_parser = super::values::count)]
@@ -42,7 +42,7 @@ pub struct Args {
     #[arg(long, default_value_t = 0.01, value_parser = super::values::probability)]
     max_old_drop: f32,
     /// Augmented copies per example.
-    #[arg(long, default_value_t = 40, value_parser = super::values::count)]
+    #[arg(long, default_value_t = 40, value_parser = super::values::copies)]
     copies: usize,
     #[arg(long, default_value_t = 30, value_parser = super::values::count)]
     epochs: usize,

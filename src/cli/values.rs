@@ -12,6 +12,25 @@ pub fn count(s: &str) -> Result<usize, String> {
     Ok(n)
 }
 
+/// Augmented copies of each example `retrain` fits on: 1 to 1000 (each is a clip to
+/// augment and run through the network; a billion filled the memory).
+pub fn copies(s: &str) -> Result<usize, String> {
+    at_most(count(s)?, 1000)
+}
+
+/// Synthetic clips per word and engine: 1 to 100 (they are held in memory; the engines
+/// have fewer voices than that, so more only repeats them with other prosody).
+pub fn tts_variants(s: &str) -> Result<usize, String> {
+    at_most(count(s)?, 100)
+}
+
+fn at_most(n: usize, max: usize) -> Result<usize, String> {
+    match n <= max {
+        true => Ok(n),
+        false => Err(format!("{n}: at most {max}")),
+    }
+}
+
 /// A whole number within `range`; the refusal names the range in words.
 pub fn whole_within(s: &str, range: &std::ops::RangeInclusive<u32>) -> Result<u32, String> {
     s.parse().ok().filter(|b| range.contains(b)).ok_or_else(|| {
@@ -164,5 +183,7 @@ mod tests {
         assert!(window_seconds("0").is_err() && window_seconds("1e9").is_err());
         assert!(refractory_seconds("1e30").is_err() && refractory_seconds("-1").is_err());
         assert_eq!(refractory_seconds("0"), Ok(0.0));
+        assert!(copies("1001").is_err() && copies("0").is_err() && copies("1000").is_ok());
+        assert!(tts_variants("101").is_err() && tts_variants("100").is_ok());
     }
 }

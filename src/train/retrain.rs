@@ -528,22 +528,26 @@ impl Replay {
 const REPLAY_SILENCE: usize = 60;
 const REPLAY_SILENCE_VAL: usize = 20;
 
-/// Clips to fit on, as (samples, class, augmentation seed; 0 = as recorded): copies of
-/// each example not held out, fewer of the extra (synthetic) ones, and the replay.
-fn fit_jobs(
-    examples: &[Example],
+/// A clip to fit on: its samples (borrowed: copies of one example share them), class,
+/// and augmentation seed (0 = as recorded).
+type Job<'a> = (&'a [f32], usize, u64);
+
+/// Clips to fit on: copies of each example not held out, fewer of the extra (synthetic)
+/// ones, and the replay.
+fn fit_jobs<'a>(
+    examples: &'a [Example],
     held: &[bool],
-    extra: &[Example],
-    replay: &Replay,
+    extra: &'a [Example],
+    replay: &'a Replay,
     plan: &LabelPlan,
     copies: usize,
     rng: &mut Rng,
-) -> Vec<(Vec<f32>, usize, u64)> {
+) -> Vec<Job<'a>> {
     let mut jobs = Vec::new();
-    let mut copy = |e: &Example, n: usize, rng: &mut Rng| {
+    let mut copy = |e: &'a Example, n: usize, rng: &mut Rng| {
         for k in 0..n.max(1) {
             let seed = if k == 0 { 0 } else { rng.next_u64() };
-            jobs.push((e.samples.clone(), plan.index(&e.word), seed));
+            jobs.push((e.samples.as_slice(), plan.index(&e.word), seed));
         }
     };
     for (e, _) in examples.iter().zip(held).filter(|(_, h)| !**h) {
@@ -553,7 +557,7 @@ fn fit_jobs(
         copy(e, copies / 4, rng);
     }
     for (x, l) in &replay.train {
-        jobs.push((x.clone(), *l, rng.next_u64()));
+        jobs.push((x.as_slice(), *l, rng.next_u64()));
     }
     jobs
 }
@@ -564,7 +568,7 @@ fn fit_jobs(
 fn fit(
     model: &mut Model,
     sets: &FeatureSets,
-    jobs: &[(Vec<f32>, usize, u64)],
+    jobs: &[Job],
     noise: &[Vec<f32>],
     aug: &AugmentConfig,
     opts: &RetrainOptions,
@@ -723,7 +727,7 @@ fn widened_readout(r: &Readout, old: &[String], labels: &[String]) -> Readout {
 /// each ensemble member on its own share of the batches, with its own optimiser.
 fn finetune(
     model: &mut Model,
-    jobs: &[(Vec<f32>, usize, u64)],
+    jobs: &[Job],
     noise: &[Vec<f32>],
     aug: &AugmentConfig,
     epochs: usize,
@@ -795,7 +799,7 @@ fn largest_leak(n: &crate::snn::Network) -> f32 {
 /// One epoch of shuffled, augmented batches of 32 (channels-first input, labels).
 fn epoch_batches(
     frozen: &Model,
-    jobs: &[(Vec<f32>, usize, u64)],
+    jobs: &[Job],
     noise: &[Vec<f32>],
     aug: &AugmentConfig,
     order: &mut [usize],
