@@ -63,7 +63,7 @@ pub struct Args {
     /// Rounds of hard-negative mining: each round runs the ensemble as fitted so far over
     /// new running speech (another stream of the same length) and refits with all windows
     /// found so far, so that what still fires is learnt next.
-    #[arg(long, default_value_t = 1, value_parser = super::values::count)]
+    #[arg(long, default_value_t = 1, value_parser = super::values::mining_rounds)]
     negatives_rounds: usize,
     /// Hard negatives: windows whose highest word probability peaks at or above this.
     #[arg(long, default_value_t = MiningOptions::default().level, value_parser = super::values::probability)]
@@ -174,7 +174,7 @@ fn joint_readout(model: &mut Model, ds: &Dataset, a: &Args) -> Result<()> {
                 engines: a.engines.clone(),
                 level: a.negatives_level,
                 random_per_minute: a.negatives_random,
-                seed: a.seed + round as u64,
+                seed: a.seed.wrapping_add(round as u64),
                 ..MiningOptions::default()
             };
             let (found, mined) = mine(model, ds, &mining)?;

@@ -24,6 +24,12 @@ pub fn tts_variants(s: &str) -> Result<usize, String> {
     at_most(count(s)?, 100)
 }
 
+/// Rounds of hard-negative mining: 1 to 20 (each mines a new stream and keeps what it
+/// found, so the windows held grow with every round).
+pub fn mining_rounds(s: &str) -> Result<usize, String> {
+    at_most(count(s)?, 20)
+}
+
 fn at_most(n: usize, max: usize) -> Result<usize, String> {
     match n <= max {
         true => Ok(n),
@@ -185,5 +191,6 @@ mod tests {
         assert_eq!(refractory_seconds("0"), Ok(0.0));
         assert!(copies("1001").is_err() && copies("0").is_err() && copies("1000").is_ok());
         assert!(tts_variants("101").is_err() && tts_variants("100").is_ok());
+        assert!(mining_rounds("21").is_err() && mining_rounds("3").is_ok());
     }
 }
