@@ -289,6 +289,15 @@ fn a_wav_stream_on_standard_input_is_heard_like_the_file() {
     let o = run_with_stdin(&["listen", "--input", "-", "--json"], demo.clone());
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), from_file);
+    // `classify -` takes a WAV there as one recording (paths otherwise, as tested above).
+    let yes = std::fs::read(clip("yes")).unwrap();
+    let o = run_with_stdin(&["classify", "--json", "-"], yes);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(
+        (v["file"].as_str(), v["label"].as_str()),
+        (Some("-"), Some("yes"))
+    );
     // A stream shorter than its real size, nothing, or not a WAV: one line, exit 1.
     let cut = demo[..demo.len() / 2].to_vec();
     for (input, want) in [

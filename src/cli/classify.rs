@@ -7,12 +7,12 @@ use anyhow::Result;
 use clap::ValueEnum;
 use serde_json::json;
 
+use spikeword::Model;
 use spikeword::audio::fit_length;
 use spikeword::batch::{DeviceKind, classify_clips};
 use spikeword::features::with_mel_frame;
 use spikeword::snn::FixedEnsemble;
 use spikeword::util::parallel_map;
-use spikeword::{Model, load_wav};
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -23,7 +23,8 @@ pub enum Format {
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// WAV files, folders (searched recursively), or `-` to read paths from stdin.
+    /// WAV files, folders (searched recursively), or `-`: a WAV stream on standard input,
+    /// or paths there, one per line.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
     #[arg(long)]
@@ -48,12 +49,19 @@ pub struct Args {
     integer: bool,
 }
 
-/// Expands folders recursively (sorted) and `-` (paths on stdin).
+/// Expands folders recursively (sorted) and `-` (paths on stdin, or the WAV stream
+/// there, which stays `-`).
 pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in paths {
-        if p.as_os_str() == "-" {
-            for line in std::io::stdin().lock().lines() {
+        if super::recording::is_stdin(p) {
+            let mut stdin = std::io::stdin().lock();
+            // Peeked, not consumed: the recording is read from the start later.
+            if stdin.fill_buf()?.starts_with(b"RIFF") {
+                out.push(p.clone());
+                continue;
+            }
+            for line in stdin.lines() {
                 let l = line?;
                 if !l.trim().is_empty() {
                     out.push(PathBuf::from(l.trim()));
@@ -170,7 +178,7 @@ fn classify_files(
 ) -> Result<Vec<Result<Vec<f32>, String>>> {
     let rate = model.config.features.sample_rate;
     let clip = |f: &PathBuf| -> Result<Vec<f32>, String> {
-        let x = load_wav(f, rate).map_err(|e| e.to_string())?;
+        let x = super::recording::read(f, rate).map_err(|e| e.to_string())?;
         Ok(fit_length(&x, rate as usize))
     };
     if device == DeviceKind::Cpu {

@@ -7,10 +7,10 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use spikeword::audio::{AudioSource, FileSource, WavSource, read_to_end};
+use spikeword::audio::{AudioError, AudioSource, FileSource, WavSource, read_to_end};
 use spikeword::config::FeatureConfig;
 
-fn is_stdin(path: &Path) -> bool {
+pub fn is_stdin(path: &Path) -> bool {
     path.as_os_str() == "-"
 }
 
@@ -24,24 +24,34 @@ pub fn name(path: &Path) -> String {
 
 /// The recording, streamed in chunks at `rate` Hz (constant memory for any length).
 pub fn open(path: &Path, rate: u32) -> Result<Box<dyn AudioSource + Send>> {
-    let source: Box<dyn AudioSource + Send> = if is_stdin(path) {
-        // Waiting for a WAV header from the keyboard would look like a hang.
-        if std::io::stdin().is_terminal() {
-            anyhow::bail!(
-                "standard input is a terminal: pipe a WAV stream into `-` (e.g. `arecord -f S16_LE -r 16000 | spikeword detect -`)"
-            );
-        }
-        let stdin = BufReader::with_capacity(1 << 16, std::io::stdin());
-        Box::new(WavSource::from_stream(stdin, rate).with_context(|| name(path))?)
-    } else {
-        Box::new(FileSource::open(path, rate).with_context(|| name(path))?)
-    };
-    Ok(source)
+    // Waiting for a WAV header from the keyboard would look like a hang.
+    if is_stdin(path) && std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "standard input is a terminal: pipe a WAV stream into `-` (e.g. `arecord -f S16_LE -r 16000 | spikeword detect -`)"
+        );
+    }
+    source(path, rate).with_context(|| name(path))
 }
 
 /// The whole recording at `rate` Hz.
 pub fn load(path: &Path, rate: u32) -> Result<Vec<f32>> {
     read_to_end(&mut open(path, rate)?).with_context(|| name(path))
+}
+
+/// The whole recording at `rate` Hz, its errors not yet named (for callers that report
+/// many recordings their own way).
+pub fn read(path: &Path, rate: u32) -> Result<Vec<f32>, AudioError> {
+    read_to_end(&mut source(path, rate)?)
+}
+
+fn source(path: &Path, rate: u32) -> Result<Box<dyn AudioSource + Send>, AudioError> {
+    Ok(match is_stdin(path) {
+        true => {
+            let stdin = BufReader::with_capacity(1 << 16, std::io::stdin());
+            Box::new(WavSource::from_stream(stdin, rate)?)
+        }
+        false => Box::new(FileSource::open(path, rate)?),
+    })
 }
 
 /// Refuses audio shorter than one analysis window: it has no feature frame at all, and
