@@ -15,25 +15,26 @@ pub fn count(s: &str) -> Result<usize, String> {
 /// Augmented copies of each example `retrain` fits on: 1 to 1000 (each is a clip to
 /// augment and run through the network; a billion filled the memory).
 pub fn copies(s: &str) -> Result<usize, String> {
-    at_most(count(s)?, 1000)
+    at_most(count(s)?, 1000, "")
 }
 
 /// Synthetic clips per word and engine: 1 to 100 (they are held in memory; the engines
 /// have fewer voices than that, so more only repeats them with other prosody).
 pub fn tts_variants(s: &str) -> Result<usize, String> {
-    at_most(count(s)?, 100)
+    at_most(count(s)?, 100, "")
 }
 
 /// Rounds of hard-negative mining: 1 to 20 (each mines a new stream and keeps what it
 /// found, so the windows held grow with every round).
 pub fn mining_rounds(s: &str) -> Result<usize, String> {
-    at_most(count(s)?, 20)
+    at_most(count(s)?, 20, "")
 }
 
-fn at_most(n: usize, max: usize) -> Result<usize, String> {
-    match n <= max {
-        true => Ok(n),
-        false => Err(format!("{n}: at most {max}")),
+/// `v` when it is at most `max`, else a refusal that gives both (in `unit`).
+fn at_most<T: PartialOrd + std::fmt::Display>(v: T, max: T, unit: &str) -> Result<T, String> {
+    match v <= max {
+        true => Ok(v),
+        false => Err(format!("{v}{unit}: at most {max}")),
     }
 }
 
@@ -115,39 +116,24 @@ pub fn seconds(s: &str) -> Result<f64, String> {
 /// Minutes of a built stream: above 0, at most two hours (each stream is held in memory:
 /// ~460 MB of samples at two hours).
 pub fn stream_minutes(s: &str) -> Result<f32, String> {
-    let v = positive(s)?;
-    if v > 120.0 {
-        return Err(format!("{v} minutes: at most 120"));
-    }
-    Ok(v)
+    at_most(positive(s)?, 120.0, " minutes")
 }
 
-/// How long a word must stay above its threshold (seconds): 0 to 5.
+/// How long a word must stay above its threshold (seconds): 0 to 5 (a word lasts about
+/// one).
 pub fn sustain_seconds(s: &str) -> Result<f32, String> {
-    let v = non_negative(s)?;
-    if v > 5.0 {
-        return Err(format!("{v} s: at most 5 (a word lasts about one)"));
-    }
-    Ok(v)
+    at_most(non_negative(s)?, 5.0, " s")
 }
 
 /// A smoothing window (seconds): above 0, at most 10 (the window's scores are held in
 /// memory, and one much longer than a word only averages it away).
 pub fn window_seconds(s: &str) -> Result<f32, String> {
-    let v = positive(s)?;
-    if v > 10.0 {
-        return Err(format!("{v} s: at most 10 (a word lasts about one)"));
-    }
-    Ok(v)
+    at_most(positive(s)?, 10.0, " s")
 }
 
 /// A quiet time after an event (seconds): 0 to one hour.
 pub fn refractory_seconds(s: &str) -> Result<f32, String> {
-    let v = non_negative(s)?;
-    if v > 3600.0 {
-        return Err(format!("{v} s: at most 3600 (an hour)"));
-    }
-    Ok(v)
+    at_most(non_negative(s)?, 3600.0, " s")
 }
 
 /// As `stream_minutes`, or 0 for none.
