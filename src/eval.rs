@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::data::{LabeledAudio, SplitRule};
 use crate::features::with_mel_frame;
 use crate::model::{ClipOutput, Model};
-use crate::snn::{FixedEnsemble, FixedStats};
+use crate::snn::{FixedEnsemble, FixedStats, LeakRounding};
 use crate::util::{argmax, parallel_map};
 
 #[derive(Debug, Clone, Serialize)]
@@ -46,6 +46,7 @@ pub struct IntegerReport {
     pub input_bits: u32,
     pub input_range: f32,
     pub leak_bits: u32,
+    pub leak_rounding: LeakRounding,
     pub frac_bits: u32,
     /// Bits of a signed register that held every membrane: the widest, then per spiking
     /// layer and, last, the readout.
@@ -191,6 +192,7 @@ pub fn evaluate_integer(
         input_bits: spec.input_bits,
         input_range: spec.input_range,
         leak_bits: spec.leak_bits,
+        leak_rounding: spec.leak_rounding,
         frac_bits: spec.frac_bits,
         membrane_bits: stats.membrane_bits().into_iter().max().unwrap_or(0),
         membrane_bits_per_layer: stats.membrane_bits(),
@@ -287,12 +289,13 @@ impl IntegerReport {
             None => "integer weights".into(),
         };
         format!(
-            "integer arithmetic: {weights}, {}-bit inputs (±{} sd, {:.3} % clipped), {}-bit leaks, membranes within {} bits ({} fraction bits; {})\n\
+            "integer arithmetic: {weights}, {}-bit inputs (±{} sd, {:.3} % clipped), {}-bit leaks {}, membranes within {} bits ({} fraction bits; {})\n\
              float engine on the same clips: {:.2} %, the same label on {:.2} % of them",
             self.input_bits,
             self.input_range,
             100.0 * self.clipped_inputs,
             self.leak_bits,
+            self.leak_rounding,
             self.membrane_bits,
             self.frac_bits,
             per_layer_bits(&self.membrane_bits_per_layer),

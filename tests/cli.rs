@@ -727,7 +727,14 @@ fn eval_runs_a_quantized_model_in_integer_arithmetic_beside_the_float_engine() {
         "{}",
         stdout(&o)
     );
-    assert!(stdout(&o).contains("6-bit leaks"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("6-bit leaks rounded"), "{}", stdout(&o));
+    let o = integer(&["--leak-rounding", "toward-zero", "--json"]);
+    let r: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(r["integer"]["leak_rounding"], "toward-zero", "{r}");
+    assert!(
+        r["integer"]["same_decisions"].as_f64().unwrap() >= 0.9,
+        "{r}"
+    );
     // The streaming path in integers finds the demo recording's words as in float.
     let words = |extra: &[&str]| -> Vec<String> {
         let mut args = vec!["detect", "--json", "--model", q, "assets/demo_words.wav"];

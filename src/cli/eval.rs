@@ -7,7 +7,7 @@ use spikeword::Model;
 use spikeword::data::{Dataset, Split, SplitRule};
 use spikeword::data::{LabeledAudio, load_labeled};
 use spikeword::eval::{evaluate, evaluate_integer, model_split_rule};
-use spikeword::snn::{FixedSpec, fixed};
+use spikeword::snn::{FixedSpec, LeakRounding, fixed};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -48,6 +48,10 @@ pub struct Args {
     /// With --integer: fraction bits a membrane keeps below its synapses' grid step.
     #[arg(long, requires = "integer", value_parser = frac_bits)]
     frac_bits: Option<u32>,
+    /// With --integer: how a decayed membrane is brought back to whole units (Loihi
+    /// truncates toward zero).
+    #[arg(long, requires = "integer", value_enum)]
+    leak_rounding: Option<LeakRounding>,
 }
 
 fn input_bits(s: &str) -> Result<u32, String> {
@@ -71,6 +75,7 @@ impl Args {
             input_range: self.input_range.unwrap_or(d.input_range),
             leak_bits: self.leak_bits.unwrap_or(d.leak_bits),
             frac_bits: self.frac_bits.unwrap_or(d.frac_bits),
+            leak_rounding: self.leak_rounding.unwrap_or(d.leak_rounding),
         }
     }
 }

@@ -29,6 +29,52 @@ pub struct FixedSpec {
     /// Fraction bits a membrane keeps below one step of its synapses' grid, so that the
     /// small share `(1 − β)` of a current it takes each frame is not rounded away.
     pub frac_bits: u32,
+    /// How a decayed membrane is brought back to whole units.
+    pub leak_rounding: LeakRounding,
+}
+
+/// How a membrane's decay `β·v + (1 − β)·current` is brought back to whole units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+pub enum LeakRounding {
+    /// To the nearest unit (halves up): unbiased, but a small membrane with no input stops
+    /// decaying where `β·v` rounds back to `v` (below `0.5 / (1 − β)` units).
+    #[default]
+    Nearest,
+    /// Toward zero, as Loihi truncates its decay (`sign · (|x| >> 12)`): a membrane with
+    /// no input decays to 0, at a bias of under one unit a frame toward it.
+    TowardZero,
+}
+
+impl LeakRounding {
+    /// What is added to a decay held in `2^-bits` units before the arithmetic shift
+    /// right (which floors) takes it to whole units; `one` is `2^bits`.
+    #[inline(always)]
+    fn offset(self, negative: bool, one: i64) -> i64 {
+        match self {
+            LeakRounding::Nearest => one >> 1,
+            LeakRounding::TowardZero if negative => one - 1,
+            LeakRounding::TowardZero => 0,
+        }
+    }
+}
+
+impl std::fmt::Display for LeakRounding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LeakRounding::Nearest => "rounded to nearest",
+            LeakRounding::TowardZero => "truncated toward zero",
+        })
+    }
+}
+
+/// A neuron's leak as the chip holds it: `β = factor / 2^bits`, and its rounding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Leak {
+    pub factor: i64,
+    pub bits: u32,
+    pub rounding: LeakRounding,
 }
 
 impl Default for FixedSpec {
@@ -41,6 +87,7 @@ impl Default for FixedSpec {
             input_range: 4.0,
             leak_bits: 12,
             frac_bits: 4,
+            leak_rounding: LeakRounding::Nearest,
         }
     }
 }
@@ -72,6 +119,16 @@ impl FixedSpec {
         Ok(())
     }
 
+    /// A neuron's leak factor in these formats.
+    #[inline(always)]
+    fn leak(&self, factor: i64) -> Leak {
+        Leak {
+            factor,
+            bits: self.leak_bits,
+            rounding: self.leak_rounding,
+        }
+    }
+
     /// Largest input integer.
     fn input_max(&self) -> i32 {
         (1 << (self.input_bits - 1)) - 1
@@ -79,19 +136,19 @@ impl FixedSpec {
 }
 
 /// One frame of one integer neuron, the float `lif_step` term for term: the membrane
-/// moves `(1 − β)` of the way to its current (`leak = round(β · 2^leak_bits)`, rounded to
-/// the nearest unit), the spike of the frame before resets it, and it fires above its
-/// threshold. Returns the new membrane and whether it fired.
+/// moves `(1 − β)` of the way to its current (`leak.factor = round(β · 2^leak.bits)`),
+/// the spike of the frame before resets it, and it fires above its threshold. Returns
+/// the new membrane and whether it fired.
 #[inline(always)]
 pub fn fixed_lif_step(
     v: i64,
     spiked: bool,
     current: i64,
-    (leak, leak_bits): (i64, u32),
+    leak: Leak,
     threshold: i64,
     reset: Reset,
 ) -> (i64, bool) {
-    let leaky = fixed_leak(v, current, leak, leak_bits);
+    let leaky = fixed_leak(v, current, leak);
     let v = match (reset, spiked) {
         (_, false) => leaky,
         (Reset::Subtract, true) => leaky.saturating_sub(threshold),
@@ -100,27 +157,31 @@ pub fn fixed_lif_step(
     (v, v > threshold)
 }
 
-/// `β·v + (1 − β)·current` with β as `leak / 2^leak_bits`, rounded half up. Where a
-/// product would pass 64 bits (only absurd biases or thresholds get there) it is taken
-/// in 128 and the result saturates, as a chip's register does: never a wrapped sign.
+/// `β·v + (1 − β)·current` with β as `leak.factor / 2^leak.bits`, back in whole units
+/// as `leak.rounding` says. Where a product would pass 64 bits (only absurd biases or
+/// thresholds get there) it is taken in 128 and the result saturates, as a chip's
+/// register does: never a wrapped sign.
 #[inline(always)]
-fn fixed_leak(v: i64, current: i64, leak: i64, leak_bits: u32) -> i64 {
-    let one = 1i64 << leak_bits;
+fn fixed_leak(v: i64, current: i64, leak: Leak) -> i64 {
+    let one = 1i64 << leak.bits;
     let sum = leak
+        .factor
         .checked_mul(v)
-        .zip((one - leak).checked_mul(current))
+        .zip((one - leak.factor).checked_mul(current))
         .and_then(|(a, b)| a.checked_add(b))
-        .and_then(|x| x.checked_add(one >> 1));
+        .and_then(|x| x.checked_add(leak.rounding.offset(x < 0, one)));
     match sum {
-        Some(x) => x >> leak_bits,
-        None => fixed_leak_wide(v, current, leak, leak_bits),
+        Some(x) => x >> leak.bits,
+        None => fixed_leak_wide(v, current, leak),
     }
 }
 
 #[cold]
-fn fixed_leak_wide(v: i64, current: i64, leak: i64, leak_bits: u32) -> i64 {
-    let (leak, one) = (i128::from(leak), 1i128 << leak_bits);
-    let x = (leak * i128::from(v) + (one - leak) * i128::from(current) + (one >> 1)) >> leak_bits;
+fn fixed_leak_wide(v: i64, current: i64, leak: Leak) -> i64 {
+    let (factor, one) = (i128::from(leak.factor), 1i128 << leak.bits);
+    let x = factor * i128::from(v) + (one - factor) * i128::from(current);
+    let offset = leak.rounding.offset(x < 0, 1i64 << leak.bits);
+    let x = (x + i128::from(offset)) >> leak.bits;
     x.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
 }
 
@@ -333,7 +394,7 @@ impl FixedNetwork {
     /// Advances one frame; returns the class scores the host reads off the readout.
     pub fn step<'s>(&self, st: &'s mut FixedState, frame: &[f32]) -> &'s [f32] {
         self.read_input(frame, st);
-        let (frac, leak_bits) = (self.spec.frac_bits, self.spec.leak_bits);
+        let spec = self.spec;
         let reset = self.config.reset;
         for (li, layer) in self.layers.iter().enumerate() {
             let (c_in, hist) = (layer.c_in, layer.history());
@@ -352,12 +413,12 @@ impl FixedNetwork {
             let n = &layer.neurons;
             let (v, spiked, out) = (&mut st.v[li], &mut st.spiked[li], &mut st.out[li]);
             for (o, &sum) in st.sums.wide.iter().enumerate() {
-                let current = membrane_current(sum, frac, n.bias[o]);
+                let current = membrane_current(sum, spec.frac_bits, n.bias[o]);
                 let (nv, s) = fixed_lif_step(
                     v[o],
                     spiked[o],
                     current,
-                    (n.leak[o], leak_bits),
+                    spec.leak(n.leak[o]),
                     n.threshold[o],
                     reset,
                 );
@@ -381,7 +442,7 @@ impl FixedNetwork {
         let n = &r.neurons;
         for (c, &sum) in st.sums.wide.iter().enumerate() {
             let current = membrane_current(sum, self.spec.frac_bits, n.bias[c]);
-            let v = fixed_leak(st.readout_v[c], current, n.leak[c], self.spec.leak_bits);
+            let v = fixed_leak(st.readout_v[c], current, self.spec.leak(n.leak[c]));
             let peak = &mut st.stats.peak_membrane[self.layers.len()];
             *peak = (*peak).max(v.unsigned_abs());
             st.readout_v[c] = v;
@@ -655,6 +716,15 @@ mod tests {
     use crate::snn::random_network;
     use crate::util::Rng;
 
+    /// A 12-bit leak rounded to the nearest unit.
+    fn nearest(factor: i64) -> Leak {
+        Leak {
+            factor,
+            bits: 12,
+            rounding: LeakRounding::Nearest,
+        }
+    }
+
     #[test]
     fn an_integer_neuron_follows_the_float_one() {
         // Unit 1/256 of a current; β = 0.75 exactly in 12 bits; θ = 1.0.
@@ -667,7 +737,7 @@ mod tests {
                 let x = rng.range(-1.0, 3.0);
                 let xi = (x * 256.0).round() as i64;
                 (v, s) = lif_step(v, s, xi as f32 / 256.0, 0.75, 1.0, reset);
-                (vi, si) = fixed_lif_step(vi, si, xi, (3072, 12), 256, reset);
+                (vi, si) = fixed_lif_step(vi, si, xi, nearest(3072), 256, reset);
                 // Each step rounds by at most half a unit and β < 1 damps the errors.
                 assert!((vi as f32 / 256.0 - v).abs() <= 2.0 / 256.0, "{vi} {v}");
                 if (v - 1.0).abs() > 4.0 / 256.0 {
@@ -683,21 +753,46 @@ mod tests {
     }
 
     #[test]
+    fn toward_zero_decays_to_nothing_where_nearest_leaves_a_residue() {
+        // β = 3686 / 4096 ≈ 0.9: to the nearest unit a membrane stops below 0.5 / 0.1.
+        let leak = |rounding| Leak {
+            factor: 3686,
+            bits: 12,
+            rounding,
+        };
+        for start in [1000i64, -1000] {
+            let run = |r| (0..200).fold(start, |v, _| fixed_leak(v, 0, leak(r)));
+            assert_eq!(run(LeakRounding::TowardZero), 0, "{start}");
+            let residue = run(LeakRounding::Nearest);
+            assert!(residue != 0 && residue.abs() <= 5, "{start}: {residue}");
+        }
+        // Toward zero is integer division as Rust does it, on the 64- and 128-bit paths.
+        let mut rng = Rng::new(9);
+        let l = leak(LeakRounding::TowardZero);
+        for _ in 0..1000 {
+            let (v, c) = (rng.range(-1e6, 1e6) as i64, rng.range(-1e6, 1e6) as i64);
+            let exact = (l.factor * v + (4096 - l.factor) * c) / 4096;
+            assert_eq!(fixed_leak(v, c, l), exact, "{v} {c}");
+            assert_eq!(fixed_leak_wide(v, c, l), exact, "{v} {c}");
+        }
+    }
+
+    #[test]
     fn a_leak_of_one_holds_and_of_zero_follows() {
         assert_eq!(
-            fixed_lif_step(500, false, -7, (4096, 12), 1000, Reset::Subtract),
+            fixed_lif_step(500, false, -7, nearest(4096), 1000, Reset::Subtract),
             (500, false)
         );
         assert_eq!(
-            fixed_lif_step(500, false, 1234, (0, 12), 1000, Reset::Subtract),
+            fixed_lif_step(500, false, 1234, nearest(0), 1000, Reset::Subtract),
             (1234, true)
         );
         assert_eq!(
-            fixed_lif_step(500, true, 1234, (0, 12), 1000, Reset::Subtract),
+            fixed_lif_step(500, true, 1234, nearest(0), 1000, Reset::Subtract),
             (234, false)
         );
         assert_eq!(
-            fixed_lif_step(500, true, 1234, (0, 12), 1000, Reset::Zero),
+            fixed_lif_step(500, true, 1234, nearest(0), 1000, Reset::Zero),
             (0, false)
         );
     }
@@ -772,6 +867,7 @@ mod tests {
             input_range: 8.0,
             leak_bits: 16,
             frac_bits: 8,
+            ..FixedSpec::default()
         };
         let fixed = FixedNetwork::new(&net, true, &spec).unwrap();
         let x = inputs(9, 100, 20);

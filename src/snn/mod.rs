@@ -9,6 +9,8 @@ pub mod network;
 pub mod quantize;
 
 pub use ensemble::{Ensemble, EnsembleState};
-pub use fixed::{FixedEnsemble, FixedEnsembleState, FixedError, FixedSpec, FixedStats};
+pub use fixed::{
+    FixedEnsemble, FixedEnsembleState, FixedError, FixedSpec, FixedStats, Leak, LeakRounding,
+};
 pub use lif::{leaky_step, lif_step};
 pub use network::{Mode, Network, NetworkState, Readout, SpikingLayer, random_network};
