@@ -1,6 +1,8 @@
 //! Energy-based voice activity detection for `record`: finds utterances in a stream of
 //! samples by their 10 ms frame energy against the noise floor, taken as a low
-//! percentile of the last 3 s (robust to bursts of background noise, unlike a mean).
+//! percentile of the last 3 s (robust to bursts of background noise, unlike a mean). An
+//! utterance starts 15 dB above the floor and goes on while it stays 9 dB above
+//! (hysteresis: a short word in noise is loud only at its peak).
 
 /// One detected utterance, in samples from the start of the stream.
 #[derive(Debug, Clone, PartialEq)]
@@ -12,8 +14,9 @@ pub struct Utterance {
 #[derive(Debug, Clone)]
 pub struct Vad {
     frame: usize,
-    /// dB above the noise floor that counts as speech.
+    /// dB above the noise floor that starts an utterance, and that keeps one going.
     margin_db: f32,
+    hold_db: f32,
     min_speech: usize,
     max_gap: usize,
     floor_db: f32,
@@ -35,6 +38,7 @@ impl Vad {
         Vad {
             frame,
             margin_db: 15.0,
+            hold_db: 9.0,
             min_speech: 8,
             max_gap: 30,
             floor_db: -60.0,
@@ -83,10 +87,14 @@ impl Vad {
         let mut sorted: Vec<f32> = self.recent.iter().copied().collect();
         sorted.sort_by(f32::total_cmp);
         self.floor_db = sorted[sorted.len() / 5];
-        let loud = db > self.floor_db + self.margin_db && db > -55.0;
         if self.frames_seen < 10 {
             return None; // learn the floor first
         }
+        let above = |margin: f32| db > self.floor_db + margin && db > -70.0 + margin;
+        let loud = match self.speech_start {
+            None => above(self.margin_db),
+            Some(_) => above(self.hold_db),
+        };
         match (self.speech_start, loud) {
             (None, true) => {
                 self.speech_start = Some(self.pos - self.frame);
@@ -150,6 +158,19 @@ pub fn centred_clip(x: &[f32], offset: usize, u: &Utterance, len: usize) -> Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_short_word_loud_only_at_its_peak_is_found() {
+        // The demo recording's "yes" (1.08-1.35 s) peaks 18 dB over its noise, and only
+        // 70 ms of it is 15 dB over.
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo_words.wav");
+        let x = crate::audio::load_wav(&path, 16000).unwrap();
+        let mut vad = Vad::new(16000);
+        let found = vad.push(&x[..32000]);
+        let yes = found.iter().find(|u| u.start < 19000 && u.end > 18000);
+        let yes = yes.unwrap_or_else(|| panic!("{found:?}"));
+        assert!(yes.end - yes.start > 2400, "{yes:?}");
+    }
 
     #[test]
     fn finds_two_bursts_in_quiet_noise() {
