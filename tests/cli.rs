@@ -20,7 +20,10 @@ fn model() -> PathBuf {
 }
 
 fn run(args: &[&str]) -> Output {
-    let o = bin().args(args).current_dir(root()).output().unwrap();
+    no_panic(args, bin().args(args).current_dir(root()).output().unwrap())
+}
+
+fn no_panic(args: &[&str], o: Output) -> Output {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!err.contains("panicked"), "panic in {args:?}: {err}");
     o
@@ -75,22 +78,8 @@ fn classify_a_folder_as_csv_and_from_stdin() {
     let s = stdout(&o);
     assert_eq!(s.lines().count(), 1 + 3 * 10);
     assert!(stderr(&o).contains("clips/s"));
-    use std::io::Write;
-    let mut child = bin()
-        .args(["classify", "-"])
-        .current_dir(root())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(
-        child.stdin.take().unwrap(),
-        "{}\n{}",
-        clip("no"),
-        clip("go")
-    )
-    .unwrap();
-    let o = child.wait_with_output().unwrap();
+    let paths = format!("{}\n{}\n", clip("no"), clip("go"));
+    let o = run_with_stdin(&["classify", "-"], paths.into_bytes());
     assert!(o.status.success());
     assert_eq!(stdout(&o).lines().count(), 2);
 }
@@ -249,12 +238,7 @@ fn run_with_stdin(args: &[&str], input: Vec<u8>) -> Output {
     });
     let o = child.wait_with_output().unwrap();
     writer.join().unwrap();
-    assert!(
-        !stderr(&o).contains("panicked"),
-        "panic in {args:?}: {}",
-        stderr(&o)
-    );
-    o
+    no_panic(args, o)
 }
 
 /// `wav` with the `data` size a streaming writer leaves in its header (and the RIFF

@@ -14,8 +14,9 @@ pub struct Utterance {
 #[derive(Debug, Clone)]
 pub struct Vad {
     frame: usize,
-    /// dB above the noise floor that starts an utterance, and that keeps one going.
+    /// dB above the noise floor that starts an utterance.
     margin_db: f32,
+    /// dB above the noise floor that keeps one going.
     hold_db: f32,
     min_speech: usize,
     max_gap: usize,

@@ -2,7 +2,7 @@
 //! (`sox in.flac -t wav - | spikeword detect -`, `arecord -f S16_LE -r 16000 | spikeword
 //! listen --input -`).
 
-use std::io::{BufReader, IsTerminal};
+use std::io::IsTerminal;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -46,10 +46,8 @@ pub fn read(path: &Path, rate: u32) -> Result<Vec<f32>, AudioError> {
 
 fn source(path: &Path, rate: u32) -> Result<Box<dyn AudioSource + Send>, AudioError> {
     Ok(match is_stdin(path) {
-        true => {
-            let stdin = BufReader::with_capacity(1 << 16, std::io::stdin());
-            Box::new(WavSource::from_stream(stdin, rate)?)
-        }
+        // `Stdin` buffers its reads already.
+        true => Box::new(WavSource::from_stream(std::io::stdin(), rate)?),
         false => Box::new(FileSource::open(path, rate)?),
     })
 }

@@ -178,10 +178,10 @@ fn fixed_leak(v: i64, current: i64, leak: Leak) -> i64 {
 
 #[cold]
 fn fixed_leak_wide(v: i64, current: i64, leak: Leak) -> i64 {
-    let (factor, one) = (i128::from(leak.factor), 1i128 << leak.bits);
-    let x = factor * i128::from(v) + (one - factor) * i128::from(current);
-    let offset = leak.rounding.offset(x < 0, 1i64 << leak.bits);
-    let x = (x + i128::from(offset)) >> leak.bits;
+    let one = 1i64 << leak.bits;
+    let factor = i128::from(leak.factor);
+    let x = factor * i128::from(v) + i128::from(one - leak.factor) * i128::from(current);
+    let x = (x + i128::from(leak.rounding.offset(x < 0, one))) >> leak.bits;
     x.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
 }
 
