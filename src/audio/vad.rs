@@ -2,7 +2,21 @@
 //! samples by their 10 ms frame energy against the noise floor, taken as a low
 //! percentile of the last 3 s (robust to bursts of background noise, unlike a mean). An
 //! utterance starts 15 dB above the floor and goes on while it stays 9 dB above
-//! (hysteresis: a short word in noise is loud only at its peak).
+//! (hysteresis: a short word in noise is loud only at its peak). Digital silence (zeros
+//! pasted into a recording, a muted input) is left out of the floor, and until a second of
+//! sound is heard the floor is at most a quiet room's, so that a word at the very start of
+//! a recording is found; every utterance must still peak 15 dB over the floor known when it
+//! ends.
+
+/// Frames quieter than this (dB re full scale) are digital silence, below any microphone's
+/// own noise: they tell nothing about the room.
+const DIGITAL_SILENCE_DB: f32 = -100.0;
+/// The floor assumed until [`LEARN_FRAMES`] frames of sound are heard: a quiet room.
+const PRIOR_FLOOR_DB: f32 = -50.0;
+/// One second of 10 ms frames.
+const LEARN_FRAMES: usize = 100;
+/// The floor is this percentile of the last 3 s.
+const FLOOR_PERCENTILE: usize = 20;
 
 /// One detected utterance, in samples from the start of the stream.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,7 +43,8 @@ pub struct Vad {
     speech_frames: usize,
     quiet_frames: usize,
     last_loud_end: usize,
-    frames_seen: usize,
+    /// The loudest frame of the utterance under way.
+    peak_db: f32,
 }
 
 impl Vad {
@@ -42,7 +57,7 @@ impl Vad {
             hold_db: 9.0,
             min_speech: 8,
             max_gap: 30,
-            floor_db: -60.0,
+            floor_db: PRIOR_FLOOR_DB,
             recent: std::collections::VecDeque::with_capacity(301),
             acc: 0.0,
             n_in_frame: 0,
@@ -51,11 +66,11 @@ impl Vad {
             speech_frames: 0,
             quiet_frames: 0,
             last_loud_end: 0,
-            frames_seen: 0,
+            peak_db: f32::NEG_INFINITY,
         }
     }
 
-    /// Current level of the last frame relative to full scale (dB), for a meter.
+    /// The noise floor now (dB re full scale).
     pub fn floor_db(&self) -> f32 {
         self.floor_db
     }
@@ -80,17 +95,7 @@ impl Vad {
     }
 
     fn frame_done(&mut self, db: f32) -> Option<Utterance> {
-        self.frames_seen += 1;
-        self.recent.push_back(db);
-        if self.recent.len() > 300 {
-            self.recent.pop_front();
-        }
-        let mut sorted: Vec<f32> = self.recent.iter().copied().collect();
-        sorted.sort_by(f32::total_cmp);
-        self.floor_db = sorted[sorted.len() / 5];
-        if self.frames_seen < 10 {
-            return None; // learn the floor first
-        }
+        self.learn_floor(db);
         let above = |margin: f32| db > self.floor_db + margin && db > -70.0 + margin;
         let loud = match self.speech_start {
             None => above(self.margin_db),
@@ -102,22 +107,18 @@ impl Vad {
                 self.speech_frames = 1;
                 self.quiet_frames = 0;
                 self.last_loud_end = self.pos;
+                self.peak_db = db;
             }
             (Some(_), true) => {
                 self.speech_frames += 1;
                 self.quiet_frames = 0;
                 self.last_loud_end = self.pos;
+                self.peak_db = self.peak_db.max(db);
             }
-            (Some(start), false) => {
+            (Some(_), false) => {
                 self.quiet_frames += 1;
                 if self.quiet_frames > self.max_gap {
-                    self.speech_start = None;
-                    if self.speech_frames >= self.min_speech {
-                        return Some(Utterance {
-                            start,
-                            end: self.last_loud_end,
-                        });
-                    }
+                    return self.finish();
                 }
             }
             (None, false) => {}
@@ -125,10 +126,35 @@ impl Vad {
         None
     }
 
-    /// Ends the stream: an utterance still open is returned.
+    /// The floor from the last 3 s of sound, digital silence left out; at most the prior
+    /// until a second of it is heard (speech from the first frame is not the floor).
+    fn learn_floor(&mut self, db: f32) {
+        if db > DIGITAL_SILENCE_DB {
+            self.recent.push_back(db);
+            if self.recent.len() > 300 {
+                self.recent.pop_front();
+            }
+        }
+        if self.recent.is_empty() {
+            return;
+        }
+        let mut sorted: Vec<f32> = self.recent.iter().copied().collect();
+        sorted.sort_by(f32::total_cmp);
+        let floor = sorted[sorted.len() * FLOOR_PERCENTILE / 100];
+        self.floor_db = if sorted.len() < LEARN_FRAMES {
+            floor.min(PRIOR_FLOOR_DB)
+        } else {
+            floor
+        };
+    }
+
+    /// Ends the utterance under way (the stream ended, or it went quiet): returned if it
+    /// lasted and peaked over the floor known now.
     pub fn finish(&mut self) -> Option<Utterance> {
         let start = self.speech_start.take()?;
-        (self.speech_frames >= self.min_speech).then_some(Utterance {
+        let real =
+            self.speech_frames >= self.min_speech && self.peak_db > self.floor_db + self.margin_db;
+        real.then_some(Utterance {
             start,
             end: self.last_loud_end,
         })
@@ -173,22 +199,70 @@ mod tests {
         assert!(yes.end - yes.start > 2400, "{yes:?}");
     }
 
-    #[test]
-    fn finds_two_bursts_in_quiet_noise() {
-        let rate = 16000;
-        let mut r = crate::util::Rng::new(1);
-        let mut x: Vec<f32> = (0..rate * 4).map(|_| r.normal() * 0.001).collect();
-        for (a, b) in [(16000usize, 24000usize), (40000, 46000)] {
-            for (i, v) in x[a..b].iter_mut().enumerate() {
-                *v += 0.3 * (i as f32 * 0.2).sin();
-            }
-        }
-        let mut vad = Vad::new(rate as u32);
+    /// Utterances in `x`, fed in uneven pieces as a device delivers them.
+    fn utterances(x: &[f32]) -> Vec<Utterance> {
+        let mut vad = Vad::new(16000);
         let mut found = Vec::new();
         for c in x.chunks(777) {
             found.extend(vad.push(c));
         }
         found.extend(vad.finish());
+        found
+    }
+
+    fn noise(seconds: f32, rms: f32, seed: u64) -> Vec<f32> {
+        let mut r = crate::util::Rng::new(seed);
+        (0..(seconds * 16000.0) as usize)
+            .map(|_| r.normal() * rms)
+            .collect()
+    }
+
+    #[test]
+    fn a_word_at_the_very_start_of_a_recording_is_found() {
+        // The demo's "yes" with the recording cut where the word begins (as a TTS engine
+        // writes a word: no leading silence): the floor cannot be learnt before it.
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo_words.wav");
+        let x = crate::audio::load_wav(&path, 16000).unwrap();
+        let found = utterances(&x[17280..40000]);
+        assert!(
+            found.first().is_some_and(|u| u.start < 800 && u.end > 3200),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn digital_silence_pasted_into_noise_is_not_the_floor() {
+        // Room noise at -40 dB, 3 s of zeros, the same noise again: no utterance (the floor
+        // once fell to the zeros and the noise coming back read as 2 s of speech).
+        let mut x = noise(2.0, 0.01, 1);
+        x.extend(vec![0.0; 48000]);
+        x.extend(noise(2.0, 0.01, 2));
+        assert_eq!(utterances(&x), vec![]);
+    }
+
+    #[test]
+    fn a_noisy_room_from_the_first_frame_is_no_utterance_but_a_word_in_it_is() {
+        // Noise at -33 dB is 17 dB over the prior floor until the floor is learnt: it may
+        // open an utterance, which must not outlast the learning.
+        let mut x = noise(4.0, 0.022, 3);
+        assert_eq!(utterances(&x), vec![]);
+        for (i, v) in x[40000..48000].iter_mut().enumerate() {
+            *v += 0.4 * (i as f32 * 0.2).sin();
+        }
+        let found = utterances(&x);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!((found[0].start as i64 - 40000).abs() < 400, "{found:?}");
+    }
+
+    #[test]
+    fn finds_two_bursts_in_quiet_noise() {
+        let mut x = noise(4.0, 0.001, 1);
+        for (a, b) in [(16000usize, 24000usize), (40000, 46000)] {
+            for (i, v) in x[a..b].iter_mut().enumerate() {
+                *v += 0.3 * (i as f32 * 0.2).sin();
+            }
+        }
+        let found = utterances(&x);
         assert_eq!(found.len(), 2, "{found:?}");
         assert!(
             (found[0].start as i64 - 16000).abs() < 400
