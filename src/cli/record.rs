@@ -182,14 +182,42 @@ impl Recorder<'_> {
         let path = self.dir.join(format!("{}.wav", self.next));
         write_pcm16(&path, &clip, RATE)?;
         println!(
-            "{}: {:.2}-{:.2} s -> {}",
+            "{}: {:.2}-{:.2} s -> {}{}",
             self.word,
             u.start as f64 / RATE as f64,
             u.end as f64 / RATE as f64,
-            path.display()
+            path.display(),
+            level_advice(&clip)
         );
         self.next += 1;
         self.saved += 1;
         Ok(())
+    }
+}
+
+/// A word whose peak reaches full scale was clipped (its spectrum is distorted); one that
+/// peaks 40 dB under it is mostly the room. Either is worth a second take.
+fn level_advice(clip: &[f32]) -> &'static str {
+    let peak = clip.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    if peak >= 0.99 {
+        " (clipped: lower the input gain or move back)"
+    } else if peak < 0.01 {
+        " (quiet: raise the input gain or move closer)"
+    } else {
+        ""
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::level_advice;
+
+    #[test]
+    fn clipped_and_quiet_takes_are_said() {
+        let word =
+            |peak: f32| -> Vec<f32> { (0..1600).map(|i| peak * (i as f32 * 0.3).sin()).collect() };
+        assert!(level_advice(&word(1.0)).contains("clipped"));
+        assert!(level_advice(&word(0.005)).contains("quiet"));
+        assert_eq!(level_advice(&word(0.3)), "");
     }
 }
