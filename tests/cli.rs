@@ -77,6 +77,26 @@ fn classify_a_folder_as_csv_and_from_stdin() {
     assert!(o.status.success(), "{}", stderr(&o));
     let s = stdout(&o);
     assert_eq!(s.lines().count(), 1 + 3 * 10);
+    // A name with a comma is one CSV field; the table's labels stand in one column.
+    let d = tempfile::tempdir().unwrap();
+    let odd = d.path().join("a, \"b\".wav");
+    std::fs::copy(clip("go"), &odd).unwrap();
+    let o = run(&["classify", "--format", "csv", odd.to_str().unwrap()]);
+    let quoted = format!(
+        "\"{}\",1,go,",
+        odd.display().to_string().replace('"', "\"\"")
+    );
+    assert!(
+        stdout(&o).lines().nth(1).unwrap().starts_with(&quoted),
+        "{}",
+        stdout(&o)
+    );
+    let o = run(&["classify", &clip("go"), &clip("down")]);
+    let at: Vec<usize> = stdout(&o)
+        .lines()
+        .map(|l| l.find(" go ").or(l.find(" down ")).unwrap())
+        .collect();
+    assert_eq!(at[0], at[1], "{}", stdout(&o));
     assert!(stderr(&o).contains("clips/s"));
     let paths = format!("{}\n{}\n", clip("no"), clip("go"));
     let o = run_with_stdin(&["classify", "-"], paths.into_bytes());
@@ -200,13 +220,100 @@ fn detect_on_a_corrupt_file_fails_cleanly() {
     let o = run(&["detect", &corrupt(d.path())]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).starts_with("error:"));
-    // A folder where a recording should be: named, its cause said once.
-    let dir = d.path().to_str().unwrap();
-    let o = run(&["detect", dir]);
+    // A folder without recordings is refused by name.
+    let empty = d.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let o = run(&["detect", empty.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no WAV files"), "{}", stderr(&o));
+}
+
+#[test]
+fn detect_searches_several_recordings_and_names_each_event() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("recordings");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::copy("assets/demo_words.wav", dir.join("a.wav")).unwrap();
+    std::fs::copy("assets/clips/stop_0.wav", dir.join("b.wav")).unwrap();
+    let (a, b) = (dir.join("a.wav"), dir.join("b.wav"));
+    let one = |f: &Path| stdout(&run(&["detect", "--json", f.to_str().unwrap()]));
+    let alone = [one(&a), one(&b)];
+    assert!(
+        alone
+            .iter()
+            .all(|s| !s.is_empty() && !s.contains("\"file\""))
+    );
+    // A folder: every event as its recording alone gives it, with the file's name.
+    let o = run(&["detect", "--json", dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for (f, alone) in [&a, &b].iter().zip(&alone) {
+        let own: Vec<serde_json::Value> = lines
+            .iter()
+            .filter(|e| e["file"] == f.to_str().unwrap())
+            .map(|e| {
+                let mut e = e.clone();
+                e.as_object_mut().unwrap().remove("file");
+                e
+            })
+            .collect();
+        let expected: Vec<serde_json::Value> = alone
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(own, expected, "{}", f.display());
+    }
+    assert!(stderr(&o).contains("in 2 recordings"), "{}", stderr(&o));
+    // CSV and the table name the file first; a broken recording is said and the rest
+    // still searched (exit code 2, as classify).
+    let csv = stdout(&run(&[
+        "detect",
+        "--format",
+        "csv",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+    ]));
+    assert!(csv.starts_with("file,start,end,word,score\n"), "{csv}");
+    assert!(
+        csv.lines()
+            .skip(1)
+            .all(|l| l.starts_with(a.to_str().unwrap()) || l.starts_with(b.to_str().unwrap()))
+    );
+    let bad = corrupt(d.path());
+    let o = run(&["detect", &bad, b.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stdout(&o)
+            .lines()
+            .any(|l| l.starts_with(b.to_str().unwrap()) && l.contains("stop")),
+        "{}",
+        stdout(&o)
+    );
     let err = stderr(&o);
-    assert!(err.contains(dir), "{err}");
-    assert_eq!(err.matches("os error").count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("error: {bad}"))
+            && err.contains("1 of 2 recordings could not be read"),
+        "{err}"
+    );
+    let o = run(&["detect", "--json", &bad, b.to_str().unwrap()]);
+    let first: serde_json::Value =
+        serde_json::from_str(stdout(&o).lines().next().unwrap()).unwrap();
+    assert_eq!(first["file"], bad.as_str());
+    assert!(first["error"].as_str().is_some());
+    // The picture is of one recording.
+    let png = d.path().join("x.png");
+    let o = run(&[
+        "detect",
+        dir.to_str().unwrap(),
+        "--png",
+        png.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--png draws one recording"));
+    assert!(!png.exists());
 }
 
 #[test]

@@ -1,5 +1,5 @@
 use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -19,6 +19,15 @@ pub enum Format {
     Table,
     Csv,
     Json,
+}
+
+/// A file name as one CSV field (quoted where it holds a comma, quote or line break).
+pub fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
 }
 
 #[derive(clap::Args)]
@@ -54,41 +63,24 @@ pub struct Args {
 pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in paths {
-        if super::recording::is_stdin(p) {
-            let mut stdin = std::io::stdin().lock();
-            // Peeked, not consumed: the recording is read from the start later.
-            if stdin.fill_buf()?.starts_with(b"RIFF") {
-                out.push(p.clone());
-                continue;
-            }
-            for line in stdin.lines() {
-                let l = line?;
-                if !l.trim().is_empty() {
-                    out.push(PathBuf::from(l.trim()));
-                }
-            }
-        } else if p.is_dir() {
-            let mut found = Vec::new();
-            walk(p, &mut found)?;
-            found.sort();
-            out.extend(found);
-        } else {
+        if !super::recording::is_stdin(p) {
+            out.extend(super::recording::expand_folders(std::slice::from_ref(p))?);
+            continue;
+        }
+        let mut stdin = std::io::stdin().lock();
+        // Peeked, not consumed: the recording is read from the start later.
+        if stdin.fill_buf()?.starts_with(b"RIFF") {
             out.push(p.clone());
+            continue;
+        }
+        for line in stdin.lines() {
+            let l = line?;
+            if !l.trim().is_empty() {
+                out.push(PathBuf::from(l.trim()));
+            }
         }
     }
     Ok(out)
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    for e in std::fs::read_dir(dir)? {
-        let p = e?.path();
-        if p.is_dir() {
-            walk(&p, out)?;
-        } else if p.extension().is_some_and(|x| x.eq_ignore_ascii_case("wav")) {
-            out.push(p);
-        }
-    }
-    Ok(())
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
@@ -105,6 +97,12 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     let labels = model.labels();
     let mut failed = 0;
+    // The labels in one column.
+    let width = files
+        .iter()
+        .map(|f| f.display().to_string().chars().count())
+        .max()
+        .unwrap_or(0);
     if format == Format::Csv {
         writeln!(out, "file,rank,label,score")?;
     }
@@ -140,13 +138,13 @@ pub fn run(a: Args) -> Result<ExitCode> {
                     }
                     Format::Csv => {
                         for (k, (l, s)) in top.iter().enumerate() {
-                            writeln!(out, "{name},{},{l},{s:.4}", k + 1)?;
+                            writeln!(out, "{},{},{l},{s:.4}", csv_field(&name), k + 1)?;
                         }
                     }
                     Format::Table => {
                         let cols: Vec<String> =
                             top.iter().map(|(l, s)| format!("{l:<10} {s:.3}")).collect();
-                        writeln!(out, "{name}  {}", cols.join("  "))?;
+                        writeln!(out, "{name:<width$}  {}", cols.join("  "))?;
                     }
                 }
             }

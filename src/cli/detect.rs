@@ -11,7 +11,7 @@ use spikeword::detect::{DetectorConfig, Engine, Event};
 use spikeword::plot::{Figure, Mark, figure_png};
 use spikeword::snn::FixedEnsemble;
 
-use super::classify::Format;
+use super::classify::{Format, csv_field};
 
 #[derive(clap::Args, Clone)]
 pub struct DetectorArgs {
@@ -140,9 +140,11 @@ impl DetectorArgs {
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A recording of any length (streamed from disk), or `-` for a WAV stream on
-    /// standard input (events are printed as they are heard).
-    file: PathBuf,
+    /// Recordings of any length (streamed from disk), folders of them (searched
+    /// recursively), or `-` for a WAV stream on standard input (events are printed as they
+    /// are heard). With several, each event names its recording.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
     #[arg(long)]
     model: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "table")]
@@ -150,27 +152,54 @@ pub struct Args {
     /// Shorthand for `--format json` (one event per line).
     #[arg(long)]
     json: bool,
-    /// Timeline picture (spectrogram, spike raster, words) for recordings up to 5 minutes.
+    /// Timeline picture (spectrogram, spike raster, words) of one recording up to 5
+    /// minutes.
     #[arg(long)]
     png: Option<PathBuf>,
     #[command(flatten)]
     det: DetectorArgs,
 }
 
-pub fn print_event(out: &mut impl Write, e: &Event, format: Format) -> std::io::Result<()> {
+/// An event as printed, with its recording's name where several are searched.
+pub fn print_event(
+    out: &mut impl Write,
+    file: Option<&str>,
+    e: &Event,
+    format: Format,
+) -> std::io::Result<()> {
     match format {
-        Format::Json => writeln!(
-            out,
-            "{}",
-            serde_json::to_string(e).expect("event serialises")
-        ),
-        Format::Csv => writeln!(out, "{:.3},{:.3},{},{:.4}", e.start, e.end, e.word, e.score),
-        Format::Table => writeln!(
-            out,
-            "{:>8.2}s  {:>8.2}s  {:<10} {:.2}",
-            e.start, e.end, e.word, e.score
-        ),
+        Format::Json => {
+            let line = match file {
+                Some(file) => serde_json::to_string(&Named { file, event: e }),
+                None => serde_json::to_string(e),
+            };
+            writeln!(out, "{}", line.expect("events serialise"))
+        }
+        Format::Csv => {
+            if let Some(f) = file {
+                write!(out, "{},", csv_field(f))?;
+            }
+            writeln!(out, "{:.3},{:.3},{},{:.4}", e.start, e.end, e.word, e.score)
+        }
+        Format::Table => {
+            if let Some(f) = file {
+                write!(out, "{f}  ")?;
+            }
+            writeln!(
+                out,
+                "{:>8.2}s  {:>8.2}s  {:<10} {:.2}",
+                e.start, e.end, e.word, e.score
+            )
+        }
     }
+}
+
+/// An event of one of several recordings, as a JSON line.
+#[derive(serde::Serialize)]
+struct Named<'a> {
+    file: &'a str,
+    #[serde(flatten)]
+    event: &'a Event,
 }
 
 /// `--png` keeps the audio in memory, so it is limited to this much.
@@ -178,66 +207,116 @@ const PNG_MAX_SECONDS: usize = 300;
 
 pub fn run(a: Args) -> Result<ExitCode> {
     let model = super::load_model(&a.model)?;
+    let files = super::recording::expand_folders(&a.files)?;
+    if files.is_empty() {
+        anyhow::bail!("no WAV files in {}", a.files[0].display());
+    }
+    // One file given by name prints as always; a folder or several name each event.
+    let named = files.len() > 1 || a.files.iter().any(|p| p.is_dir());
+    if a.png.is_some() && named {
+        anyhow::bail!("--png draws one recording: give one file");
+    }
     let format = if a.json { Format::Json } else { a.format };
-    let fcfg = model.config.features.clone();
-    let mut src = super::recording::open(&a.file, fcfg.sample_rate)?;
     let integer = super::integer_engine(&model, a.det.integer)?;
-    let mut engine = a.det.engine(&model, integer.as_ref())?;
-    let max_keep = PNG_MAX_SECONDS * fcfg.sample_rate as usize;
-    let keep_up_to = if a.png.is_some() { max_keep } else { 0 };
-    let mut events = Vec::new();
+    let keep_up_to = match a.png {
+        Some(_) => PNG_MAX_SECONDS * model.config.features.sample_rate as usize,
+        None => 0,
+    };
     let mut out = std::io::stdout().lock();
     if format == Format::Csv {
-        writeln!(out, "start,end,word,score")?;
+        writeln!(
+            out,
+            "{}start,end,word,score",
+            if named { "file," } else { "" }
+        )?;
     }
     let t0 = Instant::now();
-    let (total, kept) = stream_file(&mut src, &a.file, &mut engine, keep_up_to, |e| {
-        let _ = print_event(&mut out, &e, format);
-        events.push(e);
-    })?;
-    super::recording::check_long_enough(&a.file, total, &fcfg)?;
-    if let Some(e) = engine.finish() {
-        print_event(&mut out, &e, format)?;
-        events.push(e);
+    let (mut n_events, mut samples, mut failed, mut last) = (0, 0, 0, None);
+    for file in &files {
+        let name = named.then(|| file.display().to_string());
+        let mut engine = a.det.engine(&model, integer.as_ref())?;
+        let heard = detect_one(&model, file, &mut engine, keep_up_to, |e| {
+            print_event(&mut out, name.as_deref(), e, format)
+        });
+        match (heard, &name) {
+            (Ok(h), _) => {
+                (n_events, samples) = (n_events + h.events.len(), samples + h.samples);
+                last = Some(h);
+            }
+            (Err(e), None) => return Err(e),
+            (Err(e), Some(name)) => {
+                failed += 1;
+                report_failure(&mut out, name, &e, format)?;
+            }
+        }
     }
     out.flush()?;
-    let secs = total as f64 / fcfg.sample_rate as f64;
-    let wall = t0.elapsed().as_secs_f64();
-    eprintln!(
-        "{} events in {:.1} s of audio ({:.0}x real time)",
-        events.len(),
-        secs,
-        secs / wall.max(1e-9)
-    );
-    if let Some(p) = &a.png {
-        if total > max_keep {
-            anyhow::bail!(
-                "--png is limited to 5 minutes of audio ({:.0} s given)",
-                secs
-            );
+    let secs = samples as f64 / model.config.features.sample_rate as f64;
+    let speed = secs / t0.elapsed().as_secs_f64().max(1e-9);
+    let audio = match named {
+        true => format!("{} recordings, {secs:.1} s", files.len() - failed),
+        false => format!("{secs:.1} s"),
+    };
+    eprintln!("{n_events} events in {audio} of audio ({speed:.0}x real time)");
+    if let (Some(p), Some(h)) = (&a.png, &last) {
+        if h.samples > keep_up_to {
+            anyhow::bail!("--png is limited to 5 minutes of audio ({secs:.0} s given)");
         }
-        timeline_png(&model, &a.file, &kept, &events, p)?;
+        timeline_png(&model, &files[0], &h.kept, &h.events, p)?;
         eprintln!("wrote {}", p.display());
     }
+    if failed > 0 {
+        eprintln!("{failed} of {} recordings could not be read", files.len());
+        return Ok(ExitCode::from(2));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A recording that could not be read: said where its events would have been (JSON) or
+/// on standard error, and the next one is searched.
+fn report_failure(
+    out: &mut impl Write,
+    name: &str,
+    e: &anyhow::Error,
+    format: Format,
+) -> Result<()> {
+    let cause = format!("{e:#}").replace('\n', " ");
+    match format {
+        Format::Json => writeln!(out, "{}", serde_json::json!({"file": name, "error": cause}))?,
+        _ => eprintln!("error: {cause}"),
+    }
+    Ok(())
+}
+
+/// What one recording held.
+struct Heard {
+    events: Vec<Event>,
+    samples: usize,
+    /// Its first samples, for the picture.
+    kept: Vec<f32>,
 }
 
 /// Samples read at a time: a pipe fed live (`arecord … | spikeword detect -`) waits for
 /// each read to fill, so a word is printed at most about a quarter second late.
 const CHUNK: usize = 1 << 12;
 
-/// Pushes the whole file through the engine, handing on each event as it comes; returns
-/// the samples read and the first `keep_up_to` of them (for the picture).
-fn stream_file(
-    src: &mut dyn AudioSource,
+/// Streams one recording through `engine`, printing each event as it is heard, and
+/// keeps its first `keep_up_to` samples (for the picture).
+fn detect_one(
+    model: &spikeword::Model,
     file: &Path,
     engine: &mut Engine,
     keep_up_to: usize,
-    mut on_event: impl FnMut(Event),
-) -> Result<(usize, Vec<f32>)> {
-    let mut kept: Vec<f32> = Vec::new();
+    mut print: impl FnMut(&Event) -> std::io::Result<()>,
+) -> Result<Heard> {
+    let fcfg = &model.config.features;
+    let mut src = super::recording::open(file, fcfg.sample_rate)?;
+    let mut heard = Heard {
+        events: Vec::new(),
+        samples: 0,
+        kept: Vec::new(),
+    };
     let mut buf = Vec::with_capacity(CHUNK);
-    let mut total = 0usize;
     loop {
         buf.clear();
         let n = src
@@ -246,13 +325,27 @@ fn stream_file(
         if n == 0 {
             break;
         }
-        total += n;
-        if kept.len() < keep_up_to {
-            kept.extend_from_slice(&buf[..n.min(keep_up_to - kept.len())]);
+        heard.samples += n;
+        let room = keep_up_to.saturating_sub(heard.kept.len());
+        heard.kept.extend_from_slice(&buf[..n.min(room)]);
+        // A closed output (`| head`) stops the reading at once.
+        let mut unwritten = None;
+        engine.push(&buf, |e| {
+            if unwritten.is_none() {
+                unwritten = print(&e).err();
+            }
+            heard.events.push(e);
+        });
+        if let Some(e) = unwritten {
+            return Err(e.into());
         }
-        engine.push(&buf, &mut on_event);
     }
-    Ok((total, kept))
+    super::recording::check_long_enough(file, heard.samples, fcfg)?;
+    if let Some(e) = engine.finish() {
+        print(&e)?;
+        heard.events.push(e);
+    }
+    Ok(heard)
 }
 
 /// The recording's waveform, log-mel, input spikes and detected words as one picture.

@@ -179,7 +179,7 @@ impl<W: Write> Listener<'_, W> {
         let (out, format, events) = (&mut self.out, self.format, &mut self.events);
         self.engine.push(buf, |e| {
             *events += 1;
-            if let Err(err) = print_event(out, &e, format).and_then(|_| out.flush()) {
+            if let Err(err) = print_event(out, None, &e, format).and_then(|_| out.flush()) {
                 failed = Some(err);
             }
         });
@@ -192,7 +192,7 @@ impl<W: Write> Listener<'_, W> {
     fn finish(&mut self) -> Result<()> {
         if let Some(e) = self.engine.finish() {
             self.events += 1;
-            print_event(&mut self.out, &e, self.format)?;
+            print_event(&mut self.out, None, &e, self.format)?;
         }
         self.out.flush()?;
         Ok(())

@@ -3,7 +3,7 @@
 //! listen --input -`).
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
@@ -50,6 +50,35 @@ fn source(path: &Path, rate: u32) -> Result<Box<dyn AudioSource + Send>, AudioEr
         true => Box::new(WavSource::from_stream(std::io::stdin(), rate)?),
         false => Box::new(FileSource::open(path, rate)?),
     })
+}
+
+/// The recordings `paths` name: files and `-` as given, folders searched recursively for
+/// WAV files (sorted).
+pub fn expand_folders(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if !is_stdin(p) && p.is_dir() {
+            let mut found = Vec::new();
+            walk(p, &mut found).with_context(|| p.display().to_string())?;
+            found.sort();
+            out.extend(found);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let p = e?.path();
+        if p.is_dir() {
+            walk(&p, out)?;
+        } else if p.extension().is_some_and(|x| x.eq_ignore_ascii_case("wav")) {
+            out.push(p);
+        }
+    }
+    Ok(())
 }
 
 /// Refuses audio shorter than one analysis window: it has no feature frame at all, and
