@@ -4,6 +4,7 @@
 pub mod augment;
 pub mod checkpoint;
 pub mod distill;
+mod examples;
 pub mod joint_readout;
 pub mod negatives;
 pub mod readout_fit;

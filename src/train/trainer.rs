@@ -13,17 +13,17 @@ use burn::optim::{
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use super::augment::{self, AugmentConfig};
+use super::augment::AugmentConfig;
 use super::checkpoint::{Checkpoint, Checkpoints};
 use super::distill::{
     DistillConfig, Distiller, EmbedConfig, Embedder, distillation_loss, embedding_loss,
 };
+use super::examples::{Example, ExampleMaker, TrainSet, band_stats};
 use super::replay_pick::model_file_store;
-use crate::audio::{fit_length, load_wav};
 use crate::batch::net::{Forward, LayerOps};
 use crate::batch::{DeviceKind, TrainNet, burn_device, ops_for};
-use crate::config::{EncoderConfig, FeatureConfig, ModelConfig, NetworkConfig, SILENCE};
-use crate::data::{Dataset, Split, SplitRule, Task, label_index, task_labels};
+use crate::config::{EncoderConfig, FeatureConfig, ModelConfig, NetworkConfig};
+use crate::data::{Dataset, Split, SplitRule, Task, task_labels};
 use crate::data::{LabeledAudio, load_labeled};
 use crate::encoding;
 use crate::eval::evaluate;
@@ -166,205 +166,6 @@ impl EpochLog {
     }
 }
 
-/// Training clips in memory, grouped by class.
-struct TrainSet {
-    by_class: Vec<Vec<Vec<f32>>>,
-    /// Word-head class of each clip of `by_class`.
-    word_of: Vec<Vec<usize>>,
-    /// Word-head classes: the vocabulary, then "other" (excluded words), then silence.
-    words: Vec<String>,
-    noise: Vec<Vec<f32>>,
-    silence_class: Option<usize>,
-}
-
-fn load_train_set(
-    ds: &Dataset,
-    extra: &[Dataset],
-    labels: &[String],
-    rate: u32,
-    word_head_exclude: &[String],
-) -> Result<TrainSet> {
-    let len = rate as usize;
-    let clips: Vec<_> = ds
-        .split(Split::Train)
-        .chain(extra.iter().flat_map(|d| d.clips.iter()))
-        .filter_map(|c| label_index(labels, &c.word).map(|l| (c.path.clone(), l, &c.word)))
-        .collect();
-    let mut words: Vec<String> = clips
-        .iter()
-        .map(|(_, _, w)| w.to_string())
-        .filter(|w| !word_head_exclude.contains(w))
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let other = words.len();
-    words.extend(["_other_".to_string(), SILENCE.to_string()]);
-    let loaded = parallel_map(&clips, |(p, l, w)| {
-        let wi = words.iter().position(|x| x == *w).unwrap_or(other);
-        load_wav(p, rate).map(|x| (fit_length(&x, len), *l, wi))
-    });
-    let mut by_class = vec![Vec::new(); labels.len()];
-    let mut word_of = vec![Vec::new(); labels.len()];
-    let mut bad = 0;
-    for r in loaded {
-        match r {
-            Ok((x, l, wi)) => {
-                by_class[l].push(x);
-                word_of[l].push(wi);
-            }
-            Err(_) => bad += 1,
-        }
-    }
-    if bad > 0 {
-        eprintln!("warning: {bad} unreadable training clips skipped");
-    }
-    let noise = ds.noise_waves(Split::Train, rate);
-    let silence_class = labels.iter().position(|l| l == SILENCE);
-    for (i, c) in by_class.iter().enumerate() {
-        if c.is_empty() && Some(i) != silence_class {
-            bail!("no training clips for class {}", labels[i]);
-        }
-    }
-    Ok(TrainSet {
-        by_class,
-        word_of,
-        words,
-        noise,
-        silence_class,
-    })
-}
-
-/// Per-band mean and std of log-mel over (a sample of) the training clips.
-fn band_stats(set: &TrainSet, cfg: &FeatureConfig) -> (Vec<f32>, Vec<f32>) {
-    let mut mf = MelFrame::new(cfg);
-    let n = cfg.n_mels;
-    let (mut sum, mut sq, mut count) = (vec![0f64; n], vec![0f64; n], 0usize);
-    for clips in &set.by_class {
-        for x in clips.iter().take(200) {
-            let m = log_mel_with(&mut mf, x);
-            for f in m.data.chunks_exact(n) {
-                for (i, v) in f.iter().enumerate() {
-                    sum[i] += *v as f64;
-                    sq[i] += (*v as f64).powi(2);
-                }
-                count += 1;
-            }
-        }
-    }
-    let mean: Vec<f32> = sum.iter().map(|s| (s / count as f64) as f32).collect();
-    let std = sq
-        .iter()
-        .zip(&mean)
-        .map(|(q, m)| ((q / count as f64 - (*m as f64).powi(2)).max(1e-6)).sqrt() as f32)
-        .collect();
-    (mean, std)
-}
-
-/// One training example: network input `[C, T]` (flattened), word-head class, and the
-/// teachers' soft targets and embedding vectors for the clip as heard (when distilling).
-struct Example {
-    x: Vec<f32>,
-    word: usize,
-    soft: Option<Vec<f32>>,
-    emb: Option<Vec<f32>>,
-}
-
-/// The augmented 1 s clip of an example of `class` and its word-head class.
-fn example_clip(
-    set: &TrainSet,
-    class: usize,
-    opts: &TrainOptions,
-    rng: &mut Rng,
-) -> (Vec<f32>, usize) {
-    let len = opts.features.sample_rate as usize;
-    if Some(class) == set.silence_class {
-        return (
-            augment::silence_clip(&set.noise, len, rng),
-            set.words.len() - 1,
-        );
-    }
-    let pool = &set.by_class[class];
-    let i = rng.below(pool.len());
-    let mut wave = augment::augment_wave(
-        &pool[i],
-        &set.noise,
-        &opts.augment,
-        opts.features.sample_rate,
-        rng,
-    );
-    if opts.augment.mixup > 0.0 && rng.uniform() < opts.augment.mixup {
-        let other = &set.by_class[rng.below(set.by_class.len())];
-        if !other.is_empty() {
-            augment::mix_in(&mut wave, &other[rng.below(other.len())], rng);
-        }
-    }
-    (wave, set.word_of[class][i])
-}
-
-/// One training example of `class`.
-fn make_example(
-    data: &RunData,
-    class: usize,
-    opts: &TrainOptions,
-    norm: &Normalizer,
-    mf: &mut MelFrame,
-    rng: &mut Rng,
-) -> Result<Example> {
-    let set = &data.set;
-    let hop = opts.features.hop_length;
-    let ctx_frames = context_frames(opts);
-    let (mut wave, word) = example_clip(set, class, opts, rng);
-    // The teacher hears the clip as the student does (its left context aside).
-    let soft = match &data.distiller {
-        Some(d) => Some(d.targets(&wave)?),
-        None => None,
-    };
-    let emb = match &data.embedder {
-        Some(e) => Some(e.targets(&wave)?),
-        None => None,
-    };
-    // Left context: a quarter each of zero state (as offline), noise, other speech, quiet.
-    let kind = if ctx_frames > 0 { rng.below(4) } else { 0 };
-    if kind > 0 {
-        let n_ctx = ctx_frames * hop;
-        let mut ctx = match kind {
-            1 => augment::silence_clip(&set.noise, n_ctx, rng),
-            2 => {
-                let pool = &set.by_class[rng.below(set.by_class.len())];
-                if pool.is_empty() {
-                    augment::silence_clip(&set.noise, n_ctx, rng)
-                } else {
-                    let other = &pool[rng.below(pool.len())];
-                    other[other.len().saturating_sub(n_ctx)..].to_vec()
-                }
-            }
-            _ => (0..n_ctx).map(|_| rng.normal() * 1e-4).collect(),
-        };
-        ctx.resize(n_ctx, 0.0);
-        ctx.extend_from_slice(&wave);
-        wave = ctx;
-    }
-    let mut mel = log_mel_with(mf, &wave);
-    let n = mel.n_mels;
-    for f in mel.data.chunks_exact_mut(n) {
-        norm.apply(f);
-    }
-    if kind == 0 && ctx_frames > 0 {
-        // Zero state: zero input frames, exactly what an isolated clip sees.
-        let mut z = vec![0.0; ctx_frames * n];
-        z.extend_from_slice(&mel.data);
-        mel.data = z;
-    }
-    augment::spec_augment(&mut mel.data, n, &opts.augment, rng);
-    let (enc, _) = encoding::encode_clip(&opts.encoder, &mel.data, n);
-    Ok(Example {
-        x: crate::batch::net::channels_first(&enc, opts.encoder.out_channels(n)),
-        word,
-        soft,
-        emb,
-    })
-}
-
 /// Frames of left context per training example.
 fn context_frames(opts: &TrainOptions) -> usize {
     (opts.augment.context_s * opts.features.frame_rate()).round() as usize
@@ -500,7 +301,7 @@ impl RunData {
             Some(cfg) => Some(Embedder::load(cfg, rate as usize)?),
             None => None,
         };
-        let set = load_train_set(&ds, &extra, &labels, rate, &opts.word_head_exclude)?;
+        let set = TrainSet::load(&ds, &extra, &labels, rate, &opts.word_head_exclude)?;
         let (val, failed) = load_labeled(&ds, Some(Split::Validation), &labels, rate);
         if !failed.is_empty() {
             eprintln!(
@@ -610,10 +411,18 @@ impl Run {
         let lr = cosine_lr(opts.lr, self.progress.epoch, opts.epochs);
         let jobs = self.epoch_jobs(opts, data.labels.len());
         let norm = Normalizer::new(&self.mean, &self.std);
+        let maker = ExampleMaker {
+            set: &data.set,
+            features: &opts.features,
+            augment: &opts.augment,
+            encoder: &opts.encoder,
+            context_frames: context_frames(opts),
+            norm: &norm,
+            distiller: data.distiller.as_ref(),
+            embedder: data.embedder.as_ref(),
+        };
         let examples: Vec<Example> = parallel_map(&jobs, |(c, s)| {
-            with_mel_frame(&opts.features, |mf| {
-                make_example(data, *c, opts, &norm, mf, &mut Rng::new(*s))
-            })
+            with_mel_frame(&opts.features, |mf| maker.make(*c, mf, &mut Rng::new(*s)))
         })
         .into_iter()
         .collect::<Result<_>>()?;
