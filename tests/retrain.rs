@@ -314,6 +314,27 @@ fn without_the_data_folder_the_model_files_own_replay_protects_the_old_words() {
     // The retrained model keeps the store for the next retraining.
     let new = spikeword::Model::load(&d.path().join("new.safetensors")).unwrap();
     assert!(new.replay.is_some());
+    // Other speakers' formants: the new rows change, the old ones stay the base's.
+    let o = retrain_in(
+        d.path(),
+        &bundled,
+        &["--out", "vt.safetensors", "--vtlp", "0.15"],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    let vt = spikeword::Model::load(&d.path().join("vt.safetensors")).unwrap();
+    let (r, rv) = (&new.net.first().readout, &vt.net.first().readout);
+    let column = |w: &[f32], c: usize| -> Vec<f32> {
+        w.iter().skip(c).step_by(r.n_classes).copied().collect()
+    };
+    let n_old = r.n_classes - 2;
+    assert_eq!(column(&r.w, 0), column(&rv.w, 0));
+    assert_ne!(column(&r.w, n_old), column(&rv.w, n_old));
+    let o = retrain_in(
+        d.path(),
+        &bundled,
+        &["--out", "x.safetensors", "--vtlp", "0.5"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
     // A model file without a store: retraining still runs, and says what it could not do.
     let mut bare = spikeword::Model::load(&bundled).unwrap();
     bare.replay = None;

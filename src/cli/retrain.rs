@@ -41,6 +41,10 @@ pub struct Args {
     /// (0.01 = 1 %; the new words' biases are lowered until this holds).
     #[arg(long, default_value_t = 0.01, value_parser = super::values::probability)]
     max_old_drop: f32,
+    /// Vocal-tract-length perturbation of the augmented copies: formants moved by a
+    /// factor within 1 ± R, as in other speakers' voices (0: none).
+    #[arg(long, default_value_t = 0.0, value_parser = super::values::vtlp)]
+    vtlp: f32,
     /// Augmented copies per example.
     #[arg(long, default_value_t = 40, value_parser = super::values::copies)]
     copies: usize,
@@ -120,6 +124,7 @@ fn retrain_options(a: &Args, extra: Vec<PathBuf>) -> RetrainOptions {
         extra,
         finetune_epochs: if a.finetune { a.finetune_epochs } else { 0 },
         max_old_drop: f64::from(a.max_old_drop),
+        vtlp: a.vtlp,
     }
 }
 

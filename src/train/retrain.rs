@@ -47,6 +47,9 @@ pub struct RetrainOptions {
     /// Largest share of held-out old-class clips (Speech Commands validation speakers) the
     /// new words may take over; the new words' biases are lowered until this holds.
     pub max_old_drop: f64,
+    /// Vocal-tract-length perturbation of every augmented copy (α within 1 ± vtlp): one
+    /// speaker's formants moved as other speakers' are.
+    pub vtlp: f32,
 }
 
 /// A user's example: samples at the model rate, word and speaker.
@@ -212,6 +215,7 @@ pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainRep
     let (replay, replay_source) = choose_replay(base, opts, &plan, &mut rng, &mut warnings)?;
     let aug = AugmentConfig {
         noise_prob: if replay.noise.is_empty() { 0.0 } else { 0.7 },
+        vtlp: opts.vtlp,
         ..AugmentConfig::default()
     };
     let jobs = fit_jobs(
