@@ -87,6 +87,9 @@ fn digits_from_four_recordings_each_become_new_words() {
     assert_eq!(rep["new_words"].as_array().unwrap().len(), 10);
     assert_eq!(rep["labels"].as_array().unwrap().len(), 22);
     assert!(out.exists() && out.with_extension("md").exists());
+    // One of each word's four held out for the measurement, all forty in the model.
+    assert_eq!(rep["validation_n"], 10);
+    assert_eq!(rep["fitted_examples"], 40);
     // The new model classifies with no other change; a held-out recording of the same
     // speaker (index 40, not among the four) should mostly come out right.
     if let Some(fsdd) = common::fsdd() {

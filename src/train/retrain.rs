@@ -70,6 +70,9 @@ pub struct RetrainReport {
     pub validation_accuracy: Option<f64>,
     pub validation_n: usize,
     pub validation_by: String,
+    /// The user's examples the saved model is fitted on: all of them (the held-out ones
+    /// only stand apart for the measurement).
+    pub fitted_examples: usize,
     /// Held-out accuracy on replayed old classes (Speech Commands validation speakers).
     pub old_accuracy: Option<f64>,
     /// Share of held-out unknown words / noise clips taken for one of the new words.
@@ -194,7 +197,7 @@ fn centre(x: &[f32], len: usize) -> Vec<f32> {
 }
 
 /// Retrains `base` on the examples; returns the new model and the report. The steps:
-/// labels → held-out examples → replay → fit → report.
+/// labels → held-out examples → replay → fit and measure → fit on every example → report.
 pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainReport)> {
     let t0 = std::time::Instant::now();
     let rate = base.config.features.sample_rate;
@@ -208,8 +211,7 @@ pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainRep
     let plan = LabelPlan::new(base, &examples, opts.replace)?;
     let per_word = examples_per_word(&examples, &mut warnings);
     warnings.extend(finetune_warning(base, opts));
-    let mut model = plan.widened(base);
-    let sets = FeatureSets::of(&model);
+    let sets = FeatureSets::of(&plan.widened(base));
     let mut rng = Rng::new(opts.seed);
     let (held, validation_by) = hold_out(&examples, &mut rng);
     let (replay, replay_source) = choose_replay(base, opts, &plan, &mut rng, &mut warnings)?;
@@ -218,45 +220,23 @@ pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainRep
         vtlp: opts.vtlp,
         ..AugmentConfig::default()
     };
-    let jobs = fit_jobs(
-        &examples,
-        &held,
-        &extra,
-        &replay,
-        &plan,
-        opts.copies,
-        &mut rng,
-    );
-    fit(
-        &mut model,
-        &sets,
-        &jobs,
-        &replay.noise,
-        &aug,
+    let inputs = FitInputs {
+        base,
+        plan: &plan,
+        sets: &sets,
+        replay: &replay,
+        aug: &aug,
         opts,
-        &plan,
-        &mut rng,
-    )?;
-    let held_out: Vec<&Example> = examples
-        .iter()
-        .zip(&held)
-        .filter_map(|(e, h)| h.then_some(e))
-        .collect();
-    let m = measure(
-        &mut model,
-        &sets,
-        &held_out,
-        &replay,
-        &plan,
-        opts,
-        &mut warnings,
-    );
+    };
+    let (model, m, fitted) =
+        inputs.fit_and_measure(&examples, &held, &extra, &mut rng, &mut warnings)?;
     let report = RetrainReport {
         labels: plan.labels.clone(),
         new_words: plan.new_words.clone(),
         examples_per_word: per_word,
         validation_accuracy: m.new,
-        validation_n: held_out.len(),
+        validation_n: held.iter().filter(|h| **h).count(),
+        fitted_examples: fitted,
         validation_by,
         old_accuracy: m.old,
         false_accept_unknown: m.unknown,
@@ -270,8 +250,93 @@ pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainRep
         warnings,
         seconds: t0.elapsed().as_secs_f64(),
     };
+    let mut model = model;
     model.training = training_record(base, &report);
     Ok((model, report))
+}
+
+/// What the new words' rows are fitted from.
+struct FitInputs<'a> {
+    base: &'a Model,
+    plan: &'a LabelPlan,
+    sets: &'a FeatureSets,
+    replay: &'a Replay,
+    aug: &'a AugmentConfig,
+    opts: &'a RetrainOptions,
+}
+
+impl FitInputs<'_> {
+    /// The new words measured on a fit without their `held` out examples, then the model
+    /// kept fitted on all of them (a user's few recordings are too few to waste), the
+    /// clips already heard reused; with how many of the examples it is fitted on.
+    fn fit_and_measure(
+        &self,
+        examples: &[Example],
+        held: &[bool],
+        extra: &[Example],
+        rng: &mut Rng,
+        warnings: &mut Vec<String>,
+    ) -> Result<(Model, Measured, usize)> {
+        let (plan, opts) = (self.plan, self.opts);
+        let held_out: Vec<&Example> = examples
+            .iter()
+            .zip(held)
+            .filter_map(|(e, h)| h.then_some(e))
+            .collect();
+        let mut jobs = fit_jobs(examples, held, extra, self.replay, plan, opts.copies, rng);
+        let mut samples = self.samples(&jobs);
+        let mut model = self.fit(&jobs, &samples, rng)?;
+        let m = measure(
+            &mut model,
+            self.sets,
+            &held_out,
+            self.replay,
+            plan,
+            opts,
+            warnings,
+        );
+        if held_out.is_empty() {
+            return Ok((model, m, recorded_in(&jobs, examples)));
+        }
+        let more = copies_of(held_out.iter().copied(), plan, opts.copies, rng);
+        samples.extend(self.samples(&more));
+        jobs.extend(more);
+        let mut model = self.fit(&jobs, &samples, rng)?;
+        let kept = measure(
+            &mut model,
+            self.sets,
+            &[],
+            self.replay,
+            plan,
+            opts,
+            &mut Vec::new(),
+        );
+        let fitted = recorded_in(&jobs, examples);
+        Ok((model, Measured { new: m.new, ..kept }, fitted))
+    }
+
+    /// The jobs' clips as the base's frozen layers hear them.
+    fn samples(&self, jobs: &[Job]) -> Vec<Sample> {
+        let frozen = self.plan.widened(self.base);
+        samples_of(&frozen, self.sets, jobs, &self.replay.noise, self.aug)
+    }
+
+    /// The base widened by the new words, their rows fitted on `jobs` and their `samples`.
+    fn fit(&self, jobs: &[Job], samples: &[Sample], rng: &mut Rng) -> Result<Model> {
+        let mut model = self.plan.widened(self.base);
+        fit(
+            &mut model,
+            self.sets,
+            jobs,
+            samples,
+            &self.replay.noise,
+            self.aug,
+            self.opts,
+            self.plan,
+            rng,
+        )?;
+        Ok(model)
+    }
 }
 
 /// The old words' replay: a folder given, else the clips stored in the model file, else none
@@ -547,53 +612,83 @@ fn fit_jobs<'a>(
     copies: usize,
     rng: &mut Rng,
 ) -> Vec<Job<'a>> {
-    let mut jobs = Vec::new();
-    let mut copy = |e: &'a Example, n: usize, rng: &mut Rng| {
-        for k in 0..n.max(1) {
-            let seed = if k == 0 { 0 } else { rng.next_u64() };
-            jobs.push((e.samples.as_slice(), plan.index(&e.word), seed));
-        }
-    };
-    for (e, _) in examples.iter().zip(held).filter(|(_, h)| !**h) {
-        copy(e, copies, rng);
-    }
-    for e in extra.iter().filter(|e| plan.new_words.contains(&e.word)) {
-        copy(e, copies / 4, rng);
-    }
+    let kept = examples
+        .iter()
+        .zip(held)
+        .filter(|(_, h)| !**h)
+        .map(|(e, _)| e);
+    let mut jobs = copies_of(kept, plan, copies, rng);
+    let synthetic = extra.iter().filter(|e| plan.new_words.contains(&e.word));
+    jobs.extend(copies_of(synthetic, plan, copies / 4, rng));
     for (x, l) in &replay.train {
         jobs.push((x.as_slice(), *l, rng.next_u64()));
     }
     jobs
 }
 
-/// Fits the readout rows (old words' rows stay unless replaced or fine-tuned) on
-/// features of the frozen spiking layers, then fine-tunes if asked.
-#[allow(clippy::too_many_arguments)]
-fn fit(
-    model: &mut Model,
+/// How many of the user's `examples` the jobs fit on (each one's copy as recorded).
+fn recorded_in(jobs: &[Job], examples: &[Example]) -> usize {
+    let recorded = |e: &Example| {
+        jobs.iter()
+            .any(|(x, _, seed)| *seed == 0 && std::ptr::eq(*x, e.samples.as_slice()))
+    };
+    examples.iter().filter(|e| recorded(e)).count()
+}
+
+/// `copies` of each example (at least one): the first as recorded, the rest augmented.
+fn copies_of<'a>(
+    examples: impl Iterator<Item = &'a Example>,
+    plan: &LabelPlan,
+    copies: usize,
+    rng: &mut Rng,
+) -> Vec<Job<'a>> {
+    let mut jobs = Vec::new();
+    for e in examples {
+        for k in 0..copies.max(1) {
+            let seed = if k == 0 { 0 } else { rng.next_u64() };
+            jobs.push((e.samples.as_slice(), plan.index(&e.word), seed));
+        }
+    }
+    jobs
+}
+
+/// Each job's clip (augmented unless its seed is 0) as the frozen spiking layers of
+/// `frozen` hear it.
+fn samples_of(
+    frozen: &Model,
     sets: &FeatureSets,
     jobs: &[Job],
     noise: &[Vec<f32>],
     aug: &AugmentConfig,
-    opts: &RetrainOptions,
-    plan: &LabelPlan,
-    rng: &mut Rng,
-) -> Result<()> {
-    let frozen = model.clone();
+) -> Vec<Sample> {
     let rate = frozen.config.features.sample_rate;
-    let train: Vec<Sample> = parallel_map(jobs, |(x, l, seed)| {
+    parallel_map(jobs, |(x, l, seed)| {
         let y = if *seed == 0 {
             x.to_vec()
         } else {
             augment::augment_wave(x, noise, aug, rate, &mut Rng::new(*seed))
         };
         Sample {
-            feats: with_mel_frame(&frozen.config.features, |mf| {
-                features(&frozen, mf, &y, sets)
-            }),
+            feats: with_mel_frame(&frozen.config.features, |mf| features(frozen, mf, &y, sets)),
             label: *l,
         }
-    });
+    })
+}
+
+/// Fits the readout rows (old words' rows stay unless replaced or fine-tuned) on
+/// the jobs' `samples`, then fine-tunes if asked.
+#[allow(clippy::too_many_arguments)]
+fn fit(
+    model: &mut Model,
+    sets: &FeatureSets,
+    jobs: &[Job],
+    samples: &[Sample],
+    noise: &[Vec<f32>],
+    aug: &AugmentConfig,
+    opts: &RetrainOptions,
+    plan: &LabelPlan,
+    rng: &mut Rng,
+) -> Result<()> {
     // Only the new rows are fitted (with the old classes and the replay as the
     // competition), so old-vs-old decisions stay the base's.
     let trainable: Vec<bool> = plan
@@ -601,7 +696,7 @@ fn fit(
         .iter()
         .map(|l| opts.replace || opts.finetune_epochs > 0 || !plan.old.contains(l))
         .collect();
-    fit_readouts(model, sets, &trainable, &train, opts.epochs, true, rng);
+    fit_readouts(model, sets, &trainable, samples, opts.epochs, true, rng);
     if opts.finetune_epochs > 0 {
         finetune(model, jobs, noise, aug, opts.finetune_epochs, rng)?;
     }
