@@ -105,10 +105,16 @@ fn classify_a_folder_as_csv_and_from_stdin() {
 }
 
 #[test]
-fn classify_an_empty_folder_is_not_an_error_but_says_so() {
+fn classify_refuses_a_folder_without_recordings() {
+    // As `detect` does: an empty folder is most often a wrong path, not an empty result.
     let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("notes.txt"), "not audio").unwrap();
     let o = run(&["classify", d.path().to_str().unwrap()]);
-    assert!(o.status.success());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no WAV files in"), "{}", stderr(&o));
+    // An empty list on stdin is still an empty result.
+    let o = run_with_stdin(&["classify", "-"], Vec::new());
+    assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("0 files"));
 }
 
@@ -665,6 +671,13 @@ fn audio_shorter_than_one_analysis_window_is_an_error_not_zero_frames() {
         );
     }
     assert!(!npy.exists());
+    // `classify` pads short clips, but an empty take is no `_silence_`: one failed file.
+    let empty = d.path().join("empty.wav");
+    spikeword::audio::wav::write_pcm16(&empty, &[], 16000).unwrap();
+    let o = run(&["classify", empty.to_str().unwrap(), &clip("yes")]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("empty.wav: 0.0 ms of audio is shorter than one 30 ms"));
+    assert!(stdout(&o).contains("yes"), "{}", stdout(&o));
 }
 
 #[test]

@@ -116,38 +116,13 @@ pub fn run(a: Args) -> Result<ExitCode> {
                     _ => eprintln!("error: {name}: {e}"),
                 }
             }
-            Ok(p) => {
-                let mut idx: Vec<usize> = (0..p.len()).collect();
-                idx.sort_by(|&i, &j| p[j].total_cmp(&p[i]));
-                let top: Vec<(String, f32)> = idx
-                    .iter()
-                    .take(a.top.max(1))
-                    .map(|&i| (labels[i].clone(), p[i]))
-                    .collect();
-                match format {
-                    Format::Json => {
-                        let t: Vec<_> = top
-                            .iter()
-                            .map(|(l, s)| json!({"label": l, "score": s}))
-                            .collect();
-                        writeln!(
-                            out,
-                            "{}",
-                            json!({"file": name, "label": top[0].0, "score": top[0].1, "top": t})
-                        )?
-                    }
-                    Format::Csv => {
-                        for (k, (l, s)) in top.iter().enumerate() {
-                            writeln!(out, "{},{},{l},{s:.4}", csv_field(&name), k + 1)?;
-                        }
-                    }
-                    Format::Table => {
-                        let cols: Vec<String> =
-                            top.iter().map(|(l, s)| format!("{l:<10} {s:.3}")).collect();
-                        writeln!(out, "{name:<width$}  {}", cols.join("  "))?;
-                    }
-                }
-            }
+            Ok(p) => print_top(
+                &mut out,
+                format,
+                &name,
+                width,
+                &top_labels(labels, p, a.top),
+            )?,
         }
     }
     out.flush()?;
@@ -165,6 +140,46 @@ pub fn run(a: Args) -> Result<ExitCode> {
     })
 }
 
+/// The `top` most probable labels of one clip, best first (at least one).
+fn top_labels(labels: &[String], p: &[f32], top: usize) -> Vec<(String, f32)> {
+    let mut idx: Vec<usize> = (0..p.len()).collect();
+    idx.sort_by(|&i, &j| p[j].total_cmp(&p[i]));
+    idx.iter()
+        .take(top.max(1))
+        .map(|&i| (labels[i].clone(), p[i]))
+        .collect()
+}
+
+/// One clip's line (CSV: one row per rank); `width` aligns the table's labels.
+fn print_top(
+    out: &mut impl Write,
+    format: Format,
+    name: &str,
+    width: usize,
+    top: &[(String, f32)],
+) -> std::io::Result<()> {
+    match format {
+        Format::Json => {
+            let t: Vec<_> = top
+                .iter()
+                .map(|(l, s)| json!({"label": l, "score": s}))
+                .collect();
+            let line = json!({"file": name, "label": top[0].0, "score": top[0].1, "top": t});
+            writeln!(out, "{line}")
+        }
+        Format::Csv => {
+            for (k, (l, s)) in top.iter().enumerate() {
+                writeln!(out, "{},{},{l},{s:.4}", csv_field(name), k + 1)?;
+            }
+            Ok(())
+        }
+        Format::Table => {
+            let cols: Vec<String> = top.iter().map(|(l, s)| format!("{l:<10} {s:.3}")).collect();
+            writeln!(out, "{name:<width$}  {}", cols.join("  "))
+        }
+    }
+}
+
 /// Class probabilities per file, or the reason it could not be read. Every file becomes
 /// one 1 s clip (`fit_length`: centred, padded or cropped), on either device, or on the
 /// CPU in integers with `integer`.
@@ -177,6 +192,10 @@ fn classify_files(
     let rate = model.config.features.sample_rate;
     let clip = |f: &PathBuf| -> Result<Vec<f32>, String> {
         let x = super::recording::read(f, rate).map_err(|e| e.to_string())?;
+        // Padding would make an empty file "_silence_": an empty take is a failed one.
+        if let Some(why) = super::recording::too_short(x.len(), &model.config.features) {
+            return Err(why);
+        }
         Ok(fit_length(&x, rate as usize))
     };
     if device == DeviceKind::Cpu {

@@ -208,9 +208,6 @@ const PNG_MAX_SECONDS: usize = 300;
 pub fn run(a: Args) -> Result<ExitCode> {
     let model = super::load_model(&a.model)?;
     let files = super::recording::expand_folders(&a.files)?;
-    if files.is_empty() {
-        anyhow::bail!("no WAV files in {}", a.files[0].display());
-    }
     // One file given by name prints as always; a folder or several name each event.
     let named = files.len() > 1 || a.files.iter().any(|p| p.is_dir());
     if a.png.is_some() && named {

@@ -60,6 +60,11 @@ pub fn expand_folders(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
         if !is_stdin(p) && p.is_dir() {
             let mut found = Vec::new();
             walk(p, &mut found).with_context(|| p.display().to_string())?;
+            // A folder named on purpose but holding nothing to read is a mistake (a wrong
+            // path, files not yet copied), not an empty result.
+            if found.is_empty() {
+                anyhow::bail!("no WAV files in {}", p.display());
+            }
             found.sort();
             out.extend(found);
         } else {
@@ -84,14 +89,20 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 /// Refuses audio shorter than one analysis window: it has no feature frame at all, and
 /// "0 frames" would read like a result.
 pub fn check_long_enough(path: &Path, samples: usize, f: &FeatureConfig) -> Result<()> {
-    if samples < f.win_length {
-        let ms = |n: usize| 1000.0 * n as f64 / f.sample_rate as f64;
-        anyhow::bail!(
-            "{}: {:.1} ms of audio is shorter than one {:.0} ms analysis window",
-            name(path),
+    match too_short(samples, f) {
+        Some(why) => anyhow::bail!("{}: {why}", name(path)),
+        None => Ok(()),
+    }
+}
+
+/// Why `samples` of audio are too few to hear anything in, if they are.
+pub fn too_short(samples: usize, f: &FeatureConfig) -> Option<String> {
+    let ms = |n: usize| 1000.0 * n as f64 / f.sample_rate as f64;
+    (samples < f.win_length).then(|| {
+        format!(
+            "{:.1} ms of audio is shorter than one {:.0} ms analysis window",
             ms(samples),
             ms(f.win_length)
-        );
-    }
-    Ok(())
+        )
+    })
 }
