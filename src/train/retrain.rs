@@ -286,11 +286,12 @@ impl FitInputs<'_> {
         let mut jobs = fit_jobs(examples, held, extra, self.replay, plan, opts.copies, rng);
         let mut samples = self.samples(&jobs);
         let mut model = self.fit(&jobs, &samples, rng)?;
+        let replay_val = replay_samples(&model, self.sets, self.replay);
         let m = measure(
             &mut model,
             self.sets,
             &held_out,
-            self.replay,
+            &replay_val,
             plan,
             opts,
             warnings,
@@ -302,11 +303,16 @@ impl FitInputs<'_> {
         samples.extend(self.samples(&more));
         jobs.extend(more);
         let mut model = self.fit(&jobs, &samples, rng)?;
+        // Frozen layers hear the replay as they did; fine-tuned ones hear it anew.
+        let replay_val = match opts.finetune_epochs {
+            0 => replay_val,
+            _ => replay_samples(&model, self.sets, self.replay),
+        };
         let kept = measure(
             &mut model,
             self.sets,
             &[],
-            self.replay,
+            &replay_val,
             plan,
             opts,
             &mut Vec::new(),
@@ -712,31 +718,34 @@ struct Measured {
     shift: f32,
 }
 
+/// The replay's held-apart clips as `model`'s spiking layers hear them.
+fn replay_samples(model: &Model, sets: &FeatureSets, replay: &Replay) -> Vec<(ReplayKind, Sample)> {
+    parallel_map(&replay.val, |(x, l, k)| (*k, heard(model, sets, x, *l)))
+}
+
+/// One clip as `model`'s spiking layers hear it.
+fn heard(model: &Model, sets: &FeatureSets, x: &[f32], label: usize) -> Sample {
+    Sample {
+        feats: with_mel_frame(&model.config.features, |mf| features(model, mf, x, sets)),
+        label,
+    }
+}
+
 /// Lowers the new words until the old words hold (unless replacing), then measures on
-/// the held-out examples and replay, and warns about confusable new words.
+/// the held-out examples and the replay's held-apart clips (`replay_samples`), and warns
+/// about confusable new words.
 fn measure(
     model: &mut Model,
     sets: &FeatureSets,
     held_out: &[&Example],
-    replay: &Replay,
+    replay_val: &[(ReplayKind, Sample)],
     plan: &LabelPlan,
     opts: &RetrainOptions,
     warnings: &mut Vec<String>,
 ) -> Measured {
-    let fitted = model.clone();
-    let sample = |x: &[f32], label: usize| Sample {
-        feats: with_mel_frame(&fitted.config.features, |mf| features(&fitted, mf, x, sets)),
-        label,
-    };
-    let new_val: Vec<Sample> = held_out
-        .iter()
-        .map(|e| sample(&e.samples, plan.index(&e.word)))
-        .collect();
-    let replay_val: Vec<(ReplayKind, Sample)> = replay
-        .val
-        .iter()
-        .map(|(x, l, k)| (*k, sample(x, *l)))
-        .collect();
+    let new_val: Vec<Sample> = parallel_map(held_out, |e| {
+        heard(model, sets, &e.samples, plan.index(&e.word))
+    });
     let new_idx = plan.new_indices();
     let shift = if opts.replace {
         0.0
