@@ -211,7 +211,8 @@ pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainRep
     let plan = LabelPlan::new(base, &examples, opts.replace)?;
     let per_word = examples_per_word(&examples, &mut warnings);
     warnings.extend(finetune_warning(base, opts));
-    let sets = FeatureSets::of(&plan.widened(base));
+    let widened = plan.widened(base);
+    let sets = FeatureSets::of(&widened);
     let mut rng = Rng::new(opts.seed);
     let (held, validation_by) = hold_out(&examples, &mut rng);
     let (replay, replay_source) = choose_replay(base, opts, &plan, &mut rng, &mut warnings)?;
@@ -221,7 +222,7 @@ pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainRep
         ..AugmentConfig::default()
     };
     let inputs = FitInputs {
-        base,
+        widened: &widened,
         plan: &plan,
         sets: &sets,
         replay: &replay,
@@ -257,7 +258,8 @@ pub fn retrain(base: &Model, opts: &RetrainOptions) -> Result<(Model, RetrainRep
 
 /// What the new words' rows are fitted from.
 struct FitInputs<'a> {
-    base: &'a Model,
+    /// The base with rows for the new words (their weights not fitted yet).
+    widened: &'a Model,
     plan: &'a LabelPlan,
     sets: &'a FeatureSets,
     replay: &'a Replay,
@@ -323,13 +325,12 @@ impl FitInputs<'_> {
 
     /// The jobs' clips as the base's frozen layers hear them.
     fn samples(&self, jobs: &[Job]) -> Vec<Sample> {
-        let frozen = self.plan.widened(self.base);
-        samples_of(&frozen, self.sets, jobs, &self.replay.noise, self.aug)
+        samples_of(self.widened, self.sets, jobs, &self.replay.noise, self.aug)
     }
 
     /// The base widened by the new words, their rows fitted on `jobs` and their `samples`.
     fn fit(&self, jobs: &[Job], samples: &[Sample], rng: &mut Rng) -> Result<Model> {
-        let mut model = self.plan.widened(self.base);
+        let mut model = self.widened.clone();
         fit(
             &mut model,
             self.sets,
