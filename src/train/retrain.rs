@@ -675,10 +675,7 @@ fn samples_of(
         } else {
             augment::augment_wave(x, noise, aug, rate, &mut Rng::new(*seed))
         };
-        Sample {
-            feats: with_mel_frame(&frozen.config.features, |mf| features(frozen, mf, &y, sets)),
-            label: *l,
-        }
+        heard(frozen, sets, &y, *l)
     })
 }
 
