@@ -273,8 +273,7 @@ fn detect_searches_several_recordings_and_names_each_event() {
         assert_eq!(own, expected, "{}", f.display());
     }
     assert!(stderr(&o).contains("in 2 recordings"), "{}", stderr(&o));
-    // CSV and the table name the file first; a broken recording is said and the rest
-    // still searched (exit code 2, as classify).
+    // CSV and the table name the file first.
     let csv = stdout(&run(&[
         "detect",
         "--format",
@@ -288,27 +287,7 @@ fn detect_searches_several_recordings_and_names_each_event() {
             .skip(1)
             .all(|l| l.starts_with(a.to_str().unwrap()) || l.starts_with(b.to_str().unwrap()))
     );
-    let bad = corrupt(d.path());
-    let o = run(&["detect", &bad, b.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stdout(&o)
-            .lines()
-            .any(|l| l.starts_with(b.to_str().unwrap()) && l.contains("stop")),
-        "{}",
-        stdout(&o)
-    );
-    let err = stderr(&o);
-    assert!(
-        err.contains(&format!("error: {bad}"))
-            && err.contains("1 of 2 recordings could not be read"),
-        "{err}"
-    );
-    let o = run(&["detect", "--json", &bad, b.to_str().unwrap()]);
-    let first: serde_json::Value =
-        serde_json::from_str(stdout(&o).lines().next().unwrap()).unwrap();
-    assert_eq!(first["file"], bad.as_str());
-    assert!(first["error"].as_str().is_some());
+    a_broken_recording_is_named_and_the_rest_searched(d.path(), &b);
     // The picture is of one recording.
     let png = d.path().join("x.png");
     let o = run(&[
@@ -320,6 +299,32 @@ fn detect_searches_several_recordings_and_names_each_event() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("--png draws one recording"));
     assert!(!png.exists());
+}
+
+/// `detect` over a broken recording and a good one: the error names the file, the good
+/// one is still searched, the exit code is 2 (as classify).
+fn a_broken_recording_is_named_and_the_rest_searched(tmp: &Path, good: &Path) {
+    let bad = corrupt(tmp);
+    let o = run(&["detect", &bad, good.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stdout(&o)
+            .lines()
+            .any(|l| l.starts_with(good.to_str().unwrap()) && l.contains("stop")),
+        "{}",
+        stdout(&o)
+    );
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!("error: {bad}"))
+            && err.contains("1 of 2 recordings could not be read"),
+        "{err}"
+    );
+    let o = run(&["detect", "--json", &bad, good.to_str().unwrap()]);
+    let first: serde_json::Value =
+        serde_json::from_str(stdout(&o).lines().next().unwrap()).unwrap();
+    assert_eq!(first["file"], bad.as_str());
+    assert!(first["error"].as_str().is_some());
 }
 
 #[test]
@@ -794,29 +799,7 @@ fn eval_runs_a_quantized_model_in_integer_arithmetic_beside_the_float_engine() {
     assert!(stdout(&o).contains("clips, in integers:"), "{}", stdout(&o));
     let o = run(&["eval", "--model", q, "--data", data, "--integer", "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let r: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    let i = &r["integer"];
-    assert_eq!(i["weight_bits"], 8);
-    assert_eq!(
-        (i["input_bits"].as_u64(), i["leak_bits"].as_u64()),
-        (Some(8), Some(12))
-    );
-    let same = i["same_decisions"].as_f64().unwrap();
-    assert!(same >= 0.9, "{same}");
-    assert!(r["accuracy"].as_f64().unwrap() >= 0.6, "{r}");
-    let bits = i["membrane_bits"].as_u64().unwrap();
-    assert!((12..=32).contains(&bits), "{bits}");
-    // Per spiking layer, then the readout; the widest is the one above.
-    let per_layer: Vec<u64> = i["membrane_bits_per_layer"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b.as_u64().unwrap())
-        .collect();
-    assert_eq!(per_layer.len(), 4);
-    assert_eq!(per_layer.iter().max(), Some(&bits));
-    let hz = r["firing_rate_hz"].as_f64().unwrap();
-    assert!(hz > 0.1 && hz < 20.0, "{hz} Hz");
+    integer_report_is_complete(&stdout(&o));
     // The float engine's report has no integer part; the text says what ran.
     let o = run(&["eval", "--model", q, "--data", data, "--json"]);
     assert!(serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap()["integer"].is_null());
@@ -839,6 +822,39 @@ fn eval_runs_a_quantized_model_in_integer_arithmetic_beside_the_float_engine() {
         r["integer"]["same_decisions"].as_f64().unwrap() >= 0.9,
         "{r}"
     );
+    integer_paths_agree_with_float(q, data);
+    integer_options_are_checked(q, data, integer);
+}
+
+/// `eval --integer --json` of the quantized model: formats, agreement, membrane widths.
+fn integer_report_is_complete(json: &str) {
+    let r: serde_json::Value = serde_json::from_str(json).unwrap();
+    let i = &r["integer"];
+    assert_eq!(i["weight_bits"], 8);
+    assert_eq!(
+        (i["input_bits"].as_u64(), i["leak_bits"].as_u64()),
+        (Some(8), Some(12))
+    );
+    let same = i["same_decisions"].as_f64().unwrap();
+    assert!(same >= 0.9, "{same}");
+    assert!(r["accuracy"].as_f64().unwrap() >= 0.6, "{r}");
+    let bits = i["membrane_bits"].as_u64().unwrap();
+    assert!((12..=32).contains(&bits), "{bits}");
+    // Per spiking layer, then the readout; the widest is the one above.
+    let per_layer: Vec<u64> = i["membrane_bits_per_layer"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b.as_u64().unwrap())
+        .collect();
+    assert_eq!(per_layer.len(), 4);
+    assert_eq!(per_layer.iter().max(), Some(&bits));
+    let hz = r["firing_rate_hz"].as_f64().unwrap();
+    assert!(hz > 0.1 && hz < 20.0, "{hz} Hz");
+}
+
+/// `detect` and `classify` with `--integer` decide as the float engine does.
+fn integer_paths_agree_with_float(q: &str, data: &str) {
     // The streaming path in integers finds the demo recording's words as in float.
     let words = |extra: &[&str]| -> Vec<String> {
         let mut args = vec!["detect", "--json", "--model", q, "assets/demo_words.wav"];
@@ -873,6 +889,9 @@ fn eval_runs_a_quantized_model_in_integer_arithmetic_beside_the_float_engine() {
     ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("runs on the CPU"), "{}", stderr(&o));
+}
+
+fn integer_options_are_checked(q: &str, data: &str, integer: impl Fn(&[&str]) -> Output) {
     // A float model, formats out of range, a format without --integer: clear errors.
     for args in [
         vec!["eval", "--data", data, "--integer"],

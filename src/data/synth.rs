@@ -681,6 +681,32 @@ fn not_installed(what: &str, err: &str) -> String {
 fn render(voice: &Voice, word: &str, prosody: (f32, f32), tmp: &Path) -> Result<Vec<f32>, String> {
     let wav = tmp.join(format!("{}.wav", voice.speaker));
     let _ = std::fs::remove_file(&wav);
+    let mut cmd = engine_command(voice, word, prosody, &wav, tmp)?;
+    let out = run_tool(&mut cmd, None, TOOL_TIMEOUT)?;
+    // These programs often exit 0 on errors (festival's SIOD errors, for one): the
+    // output file is what counts.
+    if !out.status.success() || !wav.is_file() {
+        let why = first_line(&out.stderr);
+        return Err(if out.status.success() {
+            format!("no output ({why})")
+        } else {
+            format!("{} ({why})", out.status)
+        });
+    }
+    let x = crate::load_wav(&wav, SAMPLE_RATE).map_err(|e| format!("reading its WAV: {e}"));
+    let _ = std::fs::remove_file(&wav);
+    x
+}
+
+/// The engine's command line that speaks `word` into `wav` (festival reads its text
+/// from a file in `tmp`).
+fn engine_command(
+    voice: &Voice,
+    word: &str,
+    prosody: (f32, f32),
+    wav: &Path,
+    tmp: &Path,
+) -> Result<Command, String> {
     let (u_rate, u_pitch) = prosody;
     let mut cmd = Command::new(&voice.program);
     match voice.engine {
@@ -696,7 +722,7 @@ fn render(voice: &Voice, word: &str, prosody: (f32, f32), tmp: &Path) -> Result<
                 &pitch.to_string(),
                 "-w",
             ])
-            .arg(&wav)
+            .arg(wav)
             .arg(word);
         }
         Engine::Flite => {
@@ -713,13 +739,13 @@ fn render(voice: &Voice, word: &str, prosody: (f32, f32), tmp: &Path) -> Result<
                     &format!("int_f0_target_mean={:.1}", f0 * (0.85 + 0.3 * u_pitch)),
                 ]);
             }
-            cmd.args(["-t", word, "-o"]).arg(&wav);
+            cmd.args(["-t", word, "-o"]).arg(wav);
         }
         Engine::Festival => {
             let text = tmp.join(format!("{}.txt", voice.speaker));
             std::fs::write(&text, format!("{word}\n")).map_err(|e| format!("temp file: {e}"))?;
             let stretch = 0.85 + 0.35 * u_rate;
-            cmd.arg("-o").arg(&wav);
+            cmd.arg("-o").arg(wav);
             cmd.args([
                 "-eval",
                 &format!("(voice_{})", voice.select),
@@ -741,23 +767,10 @@ fn render(voice: &Voice, word: &str, prosody: (f32, f32), tmp: &Path) -> Result<
                 &format!("--tempo={tempo:.3}"),
                 "--out",
             ])
-            .arg(&wav);
+            .arg(wav);
         }
     }
-    let out = run_tool(&mut cmd, None, TOOL_TIMEOUT)?;
-    // These programs often exit 0 on errors (festival's SIOD errors, for one): the
-    // output file is what counts.
-    if !out.status.success() || !wav.is_file() {
-        let why = first_line(&out.stderr);
-        return Err(if out.status.success() {
-            format!("no output ({why})")
-        } else {
-            format!("{} ({why})", out.status)
-        });
-    }
-    let x = crate::load_wav(&wav, SAMPLE_RATE).map_err(|e| format!("reading its WAV: {e}"));
-    let _ = std::fs::remove_file(&wav);
-    x
+    Ok(cmd)
 }
 
 /// Trims the silence around the word, applies the speed factor (shrinking it if
